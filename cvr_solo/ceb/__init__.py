@@ -1,0 +1,47 @@
+"""The CEB core: vMF distribution, C-SimCLR / C-BYOL losses, beta schedules, diagnostics.
+
+Pure torch: nothing here imports solo-learn.
+"""
+
+from cvr_solo.ceb.diagnostics import (
+    embedding_distance_from_kl,
+    lipschitz_lower_bound,
+    residual_floor,
+)
+from cvr_solo.ceb.losses import (
+    B_VIEWS,
+    CBYOLLossOutput,
+    CSimCLRLossOutput,
+    c_byol_loss,
+    c_simclr_loss,
+    residual_information,
+)
+from cvr_solo.ceb.schedules import BETA_SCHEDULES, beta_at
+from cvr_solo.ceb.vmf import (
+    VonMisesFisher,
+    log_bessel_iv,
+    log_normalizer,
+    mean_resultant_length,
+    vmf_kl,
+    vmf_rsample,
+)
+
+__all__ = [
+    "BETA_SCHEDULES",
+    "B_VIEWS",
+    "CBYOLLossOutput",
+    "CSimCLRLossOutput",
+    "VonMisesFisher",
+    "beta_at",
+    "c_byol_loss",
+    "c_simclr_loss",
+    "embedding_distance_from_kl",
+    "lipschitz_lower_bound",
+    "log_bessel_iv",
+    "log_normalizer",
+    "mean_resultant_length",
+    "residual_floor",
+    "residual_information",
+    "vmf_kl",
+    "vmf_rsample",
+]
