@@ -1,0 +1,107 @@
+"""beta schedules and the CEB diagnostics."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.distributions import kl_divergence
+
+from cvr_solo import (
+    BETA_SCHEDULES,
+    VonMisesFisher,
+    beta_at,
+    embedding_distance_from_kl,
+    lipschitz_lower_bound,
+    residual_floor,
+    vmf_kl,
+)
+
+
+def test_constant_schedule():
+    assert [beta_at(s, 100, 10, 0.8, "constant") for s in (0, 5, 99, 500)] == [0.8] * 4
+
+
+def test_linear_warmup_schedule():
+    vals = [beta_at(s, 100, 10, 2.0, "warmup") for s in range(0, 15)]
+    assert vals[0] == 0.0
+    assert vals[5] == pytest.approx(1.0)
+    assert vals[10:] == [2.0] * 5
+    assert all(b >= a for a, b in itertools.pairwise(vals))
+    assert beta_at(3, 100, 0, 2.0, "warmup") == 2.0  # no warm-up: full beta at once
+
+
+def test_cosine_ramp_schedule():
+    total = 200
+    vals = [beta_at(s, total, 0, 1.5, "cosine") for s in range(total + 1)]
+    assert vals[0] == 0.0 and vals[total] == pytest.approx(1.5)
+    assert vals[total // 2] == pytest.approx(0.75)
+    for s in (17, 63, 150):
+        assert vals[s] == pytest.approx(1.5 * (1 - math.cos(math.pi * s / total)) / 2)
+    assert all(b >= a for a, b in itertools.pairwise(vals))
+    assert beta_at(10 * total, total, 0, 1.5, "cosine") == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"schedule": "linear"}, "beta_schedule must be one of 'constant', 'warmup', 'cosine', "
+                             "got 'linear'"),
+    ({"beta": -0.1}, "beta must be a finite number >= 0, got -0.1"),
+    ({"beta": float("nan")}, "beta must be a finite number >= 0, got nan"),
+    ({"step": -1}, "step must be an integer >= 0, got -1"),
+    ({"total_steps": 0}, "total_steps must be an integer >= 1, got 0"),
+    ({"warmup_steps": 101}, r"warmup_steps must be <= total_steps \(100\), got 101"),
+    ({"step": 1.5}, "step must be an integer >= 0, got 1.5"),
+])
+def test_schedule_errors(kwargs, match):
+    args = {"step": 0, "total_steps": 100, "warmup_steps": 10, "beta": 1.0,
+            "schedule": "warmup"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        beta_at(**args)
+
+
+def test_schedule_names():
+    assert BETA_SCHEDULES == ("constant", "warmup", "cosine")
+
+
+@pytest.mark.parametrize(("d", "ke", "kb"), [(256, 1024.0, 10.0), (256, 16384.0, 10.0),
+                                             (16, 50.0, 5.0)])
+def test_embedding_distance_inverts_the_closed_form_kl(d, ke, kb):
+    g = torch.Generator().manual_seed(0)
+    hx = F.normalize(torch.randn(20, d, generator=g, dtype=torch.float64), dim=-1)
+    hy = F.normalize(hx + 0.3 * torch.randn(20, d, generator=g, dtype=torch.float64), dim=-1)
+    kl = kl_divergence(VonMisesFisher(hx, ke), VonMisesFisher(hy, kb))
+    dist = embedding_distance_from_kl(kl, d, ke, kb)
+    assert torch.allclose(dist, (hx - hy).norm(dim=-1), atol=1e-6)
+    assert torch.allclose(embedding_distance_from_kl(torch.full((3,), residual_floor(d, ke, kb),
+                                                                dtype=torch.float64), d, ke, kb),
+                          torch.zeros(3, dtype=torch.float64), atol=1e-6)
+
+
+def test_lipschitz_lower_bound_is_max_ratio():
+    d, ke, kb = 32, 1024.0, 10.0
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 3, 4, 4, generator=g, dtype=torch.float64)
+    y = x + 0.1 * torch.randn(6, 3, 4, 4, generator=g, dtype=torch.float64)
+    h = torch.nn.Linear(48, d).double()
+    hx, hy = F.normalize(h(x.flatten(1)), dim=-1), F.normalize(h(y.flatten(1)), dim=-1)
+    kl = vmf_kl(d, ke, kb, (hx * hy).sum(-1)).detach()
+    bound = lipschitz_lower_bound(kl, x, y, d, ke, kb)
+    ratios = (hx - hy).norm(dim=-1) / (x - y).flatten(1).norm(dim=-1)
+    assert bound.item() == pytest.approx(ratios.max().item(), rel=1e-6)
+    # identical views carry no information and are skipped
+    assert lipschitz_lower_bound(kl, x, x, d, ke, kb).item() == 0.0
+
+
+def test_diagnostic_errors():
+    kl = torch.zeros(4)
+    with pytest.raises(ValueError, match="kl must be a 1-d tensor"):
+        lipschitz_lower_bound(torch.zeros(4, 1), torch.zeros(4, 3), torch.zeros(4, 3), 8, 10, 5)
+    with pytest.raises(ValueError, match=r"y must have the shape of x \(4, 3\), got \(4, 2\)"):
+        lipschitz_lower_bound(kl, torch.zeros(4, 3), torch.zeros(4, 2), 8, 10, 5)
+    with pytest.raises(ValueError, match=r"x must have one row per kl value \(4\), got 2"):
+        lipschitz_lower_bound(kl, torch.zeros(2, 3), torch.zeros(2, 3), 8, 10, 5)
+    with pytest.raises(ValueError, match="d must be an integer >= 2, got 1"):
+        embedding_distance_from_kl(kl, 1, 10.0, 5.0)
