@@ -1,0 +1,111 @@
+"""Benchmark of the CEB core: the vMF sampler and the losses' forward + backward.
+
+    python benchmarks/bench_core.py [--batch 4096] [--dim 256] [--device cpu]
+
+Prints markdown tables. The sampler is compared with scipy.stats.vonmises_fisher.rvs (one
+mean, ``batch`` draws: scipy has no batch of means, so this is its best case) and with the
+floor, the time torch takes to draw the batch x d standard normal numbers the sampler needs.
+Goals (issue 2): >= 8x faster than scipy on CPU, <= 2.5x the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+
+import torch
+import torch.nn.functional as F
+from torch.utils.benchmark import Timer
+
+from cvr_solo import c_byol_loss, c_simclr_loss, vmf_rsample
+
+
+def _ms(stmt: str, globals_: dict, min_run_time: float) -> float:
+    return Timer(stmt=stmt, globals=globals_).blocked_autorange(
+        min_run_time=min_run_time).median * 1e3
+
+
+def _sync(device: str) -> str:
+    return "; torch.cuda.synchronize()" if device.startswith("cuda") else ""
+
+
+def bench_sampler(batch: int, dim: int, device: str, min_run_time: float) -> list[dict]:
+    mu = F.normalize(torch.randn(batch, dim, device=device), dim=-1)
+    env = {"torch": torch, "vmf_rsample": vmf_rsample, "mu": mu, "batch": batch, "dim": dim}
+    floor = _ms(f"torch.randn(batch, dim, device=mu.device){_sync(device)}", env, min_run_time)
+    try:
+        from scipy.stats import vonmises_fisher
+    except ImportError:  # pragma: no cover
+        vonmises_fisher = None
+    rows = []
+    for kappa in (10.0, 1024.0, 16384.0):
+        ours = _ms(f"vmf_rsample(mu, {kappa}){_sync(device)}", env, min_run_time)
+        ref = float("nan")
+        if vonmises_fisher is not None:
+            dist = vonmises_fisher(mu[0].double().cpu().numpy(), kappa)
+            ref = _ms("dist.rvs(batch, random_state=rng)",
+                      {"dist": dist, "batch": batch, "rng": __import__("numpy").random
+                       .default_rng(0)}, min_run_time)
+        rows.append({"kappa": kappa, "ours_ms": ours, "scipy_ms": ref, "floor_ms": floor})
+    return rows
+
+
+def bench_losses(batch: int, dim: int, device: str, min_run_time: float) -> list[dict]:
+    g = torch.Generator(device=device).manual_seed(0)
+    leaves = [torch.randn(batch, dim, device=device, generator=g, requires_grad=True)
+              for _ in range(8)]
+
+    def simclr():
+        c_simclr_loss(leaves[0], leaves[1], kappa_e=1024.0, kappa_b=10.0).loss.backward()
+
+    def byol():
+        e = (F.normalize(leaves[0], dim=-1), F.normalize(leaves[1], dim=-1))
+        zs = [vmf_rsample(m, 16384.0) for m in e]
+        b = (F.normalize(leaves[6], dim=-1), F.normalize(leaves[7], dim=-1))
+        c_byol_loss((leaves[2], leaves[3]), (leaves[4], leaves[5]), [z for z, _ in zs], e, b,
+                    e_cos=[c for _, c in zs]).loss.backward()
+
+    def nt_xent():  # the SimCLR baseline at the same shapes, for the CEB overhead
+        z = F.normalize(torch.cat([leaves[0], leaves[1]]), dim=-1)
+        logits = 10.0 * z @ z.T
+        logits.fill_diagonal_(float("-inf"))
+        target = torch.arange(2 * batch, device=z.device).roll(batch)
+        F.cross_entropy(logits, target).backward()
+
+    env = {"simclr": simclr, "byol": byol, "nt_xent": nt_xent, "torch": torch}
+    return [
+        {"loss": "reference: plain NT-Xent, same shapes",
+         "ms": _ms(f"nt_xent(){_sync(device)}", env, min_run_time)},
+        {"loss": "c_simclr_loss (2B x 2B logits)",
+         "ms": _ms(f"simclr(){_sync(device)}", env, min_run_time)},
+        {"loss": "c_byol_loss (incl. 2 vMF draws)",
+         "ms": _ms(f"byol(){_sync(device)}", env, min_run_time)},
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--min-run-time", type=float, default=2.0,
+                        help="seconds per measurement (torch.utils.benchmark)")
+    args = parser.parse_args(argv)
+    print(f"# cvr-solo core benchmark: batch {args.batch}, d {args.dim}, device {args.device}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.processor() or platform.machine()}\n")
+    print("| kappa | vmf_rsample (ms) | scipy rvs (ms) | floor: randn (ms) | speed-up vs scipy "
+          "| x floor |")
+    print("|---|---|---|---|---|---|")
+    for r in bench_sampler(args.batch, args.dim, args.device, args.min_run_time):
+        print(f"| {r['kappa']:g} | {r['ours_ms']:.2f} | {r['scipy_ms']:.2f} | "
+              f"{r['floor_ms']:.2f} | {r['scipy_ms'] / r['ours_ms']:.1f}x | "
+              f"{r['ours_ms'] / r['floor_ms']:.2f} |")
+    print("\n| loss, forward + backward | ms |")
+    print("|---|---|")
+    for r in bench_losses(args.batch, args.dim, args.device, args.min_run_time):
+        print(f"| {r['loss']} | {r['ms']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
