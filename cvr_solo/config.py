@@ -1,0 +1,214 @@
+"""Configuration checks for cvr-solo's methods and the pretrain/linear configs it ships.
+
+No solo-learn import: the same checks run in solo-learn's ``add_and_assert_specific_cfg``
+(through the method classes) and, without solo-learn, on the shipped Hydra configs. Every
+failure is a :class:`ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cvr_solo.ceb.losses import B_VIEWS
+from cvr_solo.ceb.schedules import BETA_SCHEDULES
+
+__all__ = [
+    "CEB_DEFAULTS",
+    "ConfigError",
+    "ceb_method_kwargs",
+    "validate_linear_cfg",
+    "validate_pretrain_cfg",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or out of range."""
+
+
+#: Published CEB settings (Lee et al. 2021): C-SimCLR kappa_e = 1024, C-BYOL kappa_e = 16384,
+#: kappa_b = 10, beta = 1; C-BYOL w = 2 (1000 epochs; 5 for 300) with the backward encoder
+#: Linear(4096)-BN-ReLU-Linear(256).
+CEB_DEFAULTS: dict[str, dict[str, Any]] = {
+    "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
+                 "beta_warmup_epochs": 0, "lipschitz_diagnostic": True},
+    "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
+               "beta_warmup_epochs": 0, "w": 2.0, "b_view": "other", "b_hidden_dim": 4096},
+}
+
+#: method_kwargs of solo-learn's baselines (and so of their compressed variants).
+BASE_KWARGS: dict[str, tuple[str, ...]] = {
+    "simclr": ("proj_hidden_dim", "proj_output_dim", "temperature"),
+    "byol": ("proj_hidden_dim", "proj_output_dim", "pred_hidden_dim"),
+    "barlow_twins": ("proj_hidden_dim", "proj_output_dim", "lamb", "scale_loss"),
+}
+BASELINE_OF = {"c_simclr": "simclr", "c_byol": "byol"}
+KNOWN_METHODS = ("simclr", "byol", "barlow_twins", "c_simclr", "c_byol")
+
+DATASETS = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom")
+DATA_FORMATS = ("image_folder", "dali", "h5")
+DALI_DATASETS = ("imagenet100", "imagenet", "custom")
+OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
+SCHEDULERS = ("reduce", "warmup_cosine", "step", "exponential", "none")
+_MISSING = object()
+
+
+def _get(cfg: Any, key: str, default: Any = _MISSING) -> Any:
+    """cfg["a.b.c"] for nested mappings (DictConfig included); ConfigError if missing."""
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node and node[part] != "???":
+            node = node[part]
+        elif default is not _MISSING:
+            return default
+        else:
+            raise ConfigError(f"{key} is missing")
+    return node
+
+
+def _number(key: str, value: Any, *, low: float, inclusive: bool = True,
+            high: float | None = None, integer: bool = False) -> float | int:
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
+    below = value < low if inclusive else value <= low
+    if below or (high is not None and value > high):
+        rng = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
+        raise ConfigError(f"{key} must be {kind} {rng}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def _check_base_kwargs(method: str, mk: Mapping) -> None:
+    base = BASELINE_OF.get(method, method)
+    for key in BASE_KWARGS[base]:
+        if key in ("lamb", "scale_loss") and key not in mk:
+            continue  # solo-learn fills Barlow Twins' defaults itself
+        value = _get(mk, key) if key in mk else None
+        full = f"method_kwargs.{key}"
+        if value is None:
+            if method == "c_simclr" and key == "temperature":
+                continue  # derived from kappa_b
+            raise ConfigError(f"{full} is missing (needed by {method})")
+        if key == "temperature" or key in ("lamb", "scale_loss"):
+            _number(full, value, low=0, inclusive=False)
+        else:
+            _number(full, value, low=2 if key == "proj_output_dim" else 1, integer=True)
+
+
+def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
+                      max_epochs: int | None = None) -> dict[str, Any]:
+    """``method_kwargs`` of c_simclr / c_byol completed with :data:`CEB_DEFAULTS` and checked.
+
+    C-SimCLR: kappa_b plays 1/temperature; give either (the other is derived) or both equal.
+    Unknown keys are rejected (a misspelt ``kapa_e`` must not silently fall back).
+    """
+    _choice("method", method, tuple(CEB_DEFAULTS))
+    mk = dict(method_kwargs or {})
+    allowed = set(BASE_KWARGS[BASELINE_OF[method]]) | set(CEB_DEFAULTS[method])
+    for key in mk:
+        if key not in allowed:
+            raise ConfigError(f"method_kwargs.{key} is not a {method} setting; allowed: "
+                              f"{', '.join(sorted(allowed))}")
+    if method == "c_simclr":
+        kb, temp = mk.get("kappa_b"), mk.get("temperature")
+        if kb is None and temp is not None:
+            mk["kappa_b"] = 1.0 / _number("method_kwargs.temperature", temp, low=0,
+                                          inclusive=False)
+        elif kb is not None and temp is not None:
+            kb = _number("method_kwargs.kappa_b", kb, low=0, inclusive=False)
+            temp = _number("method_kwargs.temperature", temp, low=0, inclusive=False)
+            if not math.isclose(kb * temp, 1.0, rel_tol=1e-6):
+                raise ConfigError(f"method_kwargs.kappa_b ({kb:g}) and method_kwargs.temperature "
+                                  f"({temp:g}) disagree: in C-SimCLR kappa_b is 1/temperature; "
+                                  "set one of them")
+    out = {**CEB_DEFAULTS[method], **mk}
+    _check_base_kwargs(method, out)
+    out["kappa_e"] = _number("method_kwargs.kappa_e", out["kappa_e"], low=0, inclusive=False)
+    out["kappa_b"] = _number("method_kwargs.kappa_b", out["kappa_b"], low=0, inclusive=False)
+    out["beta"] = _number("method_kwargs.beta", out["beta"], low=0)
+    _choice("method_kwargs.beta_schedule", out["beta_schedule"], BETA_SCHEDULES)
+    out["beta_warmup_epochs"] = _number("method_kwargs.beta_warmup_epochs",
+                                        out["beta_warmup_epochs"], low=0, high=max_epochs)
+    if out["beta_schedule"] == "warmup" and out["beta_warmup_epochs"] == 0:
+        raise ConfigError("method_kwargs.beta_warmup_epochs must be > 0 with "
+                          "beta_schedule='warmup', got 0")
+    if method == "c_simclr":
+        out["temperature"] = 1.0 / out["kappa_b"]
+        if not isinstance(out["lipschitz_diagnostic"], bool):
+            raise ConfigError("method_kwargs.lipschitz_diagnostic must be true or false, got "
+                              f"{out['lipschitz_diagnostic']!r}")
+    else:
+        out["w"] = _number("method_kwargs.w", out["w"], low=0, inclusive=False)
+        _choice("method_kwargs.b_view", out["b_view"], B_VIEWS)
+        out["b_hidden_dim"] = _number("method_kwargs.b_hidden_dim", out["b_hidden_dim"], low=1,
+                                      integer=True)
+    return out
+
+
+def _check_common(cfg: Any) -> None:
+    dataset = _choice("data.dataset", _get(cfg, "data.dataset"), DATASETS)
+    fmt = _choice("data.format", _get(cfg, "data.format", "image_folder"), DATA_FORMATS)
+    if fmt == "dali" and dataset not in DALI_DATASETS:
+        raise ConfigError(f"data.format='dali' needs data.dataset in {', '.join(DALI_DATASETS)}"
+                          f", got {dataset!r}")
+    _get(cfg, "data.train_path")
+    _number("data.num_workers", _get(cfg, "data.num_workers", 4), low=0, integer=True)
+    _choice("optimizer.name", _get(cfg, "optimizer.name"), OPTIMIZERS)
+    _number("optimizer.batch_size", _get(cfg, "optimizer.batch_size"), low=1, integer=True)
+    _number("optimizer.lr", _get(cfg, "optimizer.lr"), low=0, inclusive=False)
+    _number("optimizer.weight_decay", _get(cfg, "optimizer.weight_decay"), low=0)
+    _choice("scheduler.name", _get(cfg, "scheduler.name"), SCHEDULERS)
+    _number("max_epochs", _get(cfg, "max_epochs"), low=1, integer=True)
+    accel, devices = _get(cfg, "accelerator", "auto"), _get(cfg, "devices", "auto")
+    if accel == "cpu" and not (isinstance(devices, str) and devices.isdigit()
+                               and int(devices) >= 1):
+        raise ConfigError(f"devices must be a number given as a string (e.g. \"1\") with "
+                          f"accelerator=cpu, got {devices!r}: Lightning's CPU accelerator "
+                          "rejects device lists and solo-learn scales the lr by len(devices)")
+
+
+def validate_pretrain_cfg(cfg: Any) -> None:
+    """Checks a composed pretrain config (DictConfig or dict) before solo-learn sees it."""
+    method = _get(cfg, "method")
+    if not isinstance(method, str) or not method:
+        raise ConfigError(f"method must be a method name, got {method!r}")
+    _check_common(cfg)
+    _get(cfg, "backbone.name")
+    augs = _get(cfg, "augmentations")
+    if not isinstance(augs, Sequence) or isinstance(augs, str) or not augs:
+        raise ConfigError("augmentations must be a non-empty list of pipelines, got "
+                          f"{augs!r}")
+    crops = []
+    for i, aug in enumerate(augs):
+        size = _number(f"augmentations[{i}].crop_size", _get(aug, "crop_size"), low=1,
+                       integer=True)
+        n = _number(f"augmentations[{i}].num_crops", _get(aug, "num_crops"), low=1,
+                    integer=True)
+        crops += [size] * n
+    if method in KNOWN_METHODS and (len(crops) != 2 or crops[0] != crops[1]):
+        raise ConfigError(f"{method} needs exactly 2 crops of one size (num_crops summed over "
+                          f"augmentations), got sizes {crops}")
+    if method in CEB_DEFAULTS:
+        ceb_method_kwargs(method, _get(cfg, "method_kwargs", {}), _get(cfg, "max_epochs"))
+    elif method in BASE_KWARGS:
+        _check_base_kwargs(method, _get(cfg, "method_kwargs", {}))
+    if method in ("byol", "c_byol"):
+        for key in ("momentum.base_tau", "momentum.final_tau"):
+            _number(key, _get(cfg, key, 0.99), low=0, high=1)
+
+
+def validate_linear_cfg(cfg: Any) -> None:
+    """Checks a composed linear-evaluation config before solo-learn sees it."""
+    _check_common(cfg)
+    _get(cfg, "backbone.name")
+    _get(cfg, "data.val_path")
+    _get(cfg, "pretrained_feature_extractor")

@@ -1,0 +1,113 @@
+"""``cvr-solo linear --config-path DIR --config-name NAME [overrides]``.
+
+Offline linear evaluation of a frozen backbone, the flow of solo-learn's main_linear.py on its
+building blocks (solo.args.linear, LinearModel, its loaders incl. DALI, Checkpointer,
+AutoResumer). Additions: clear config errors, the data's own crop size and statistics for
+``custom`` data, and a checked load of the backbone (solo-learn loads with strict=False and
+would silently train a probe on random weights given a wrong checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import hydra
+import torch
+import torch.nn as nn
+from lightning.pytorch import Callback, seed_everything
+from omegaconf import DictConfig, OmegaConf
+
+from cvr_solo.config import ConfigError, validate_linear_cfg
+from cvr_solo.launch.common import build_trainer, classification_loaders, find_resume_checkpoint
+
+
+def load_backbone(cfg: DictConfig) -> nn.Module:
+    """solo-learn's backbone for cfg.backbone with the ``backbone.*`` weights of
+    cfg.pretrained_feature_extractor; every backbone tensor must be in the checkpoint."""
+    from solo.methods.base import BaseMethod
+
+    backbone = BaseMethod._BACKBONES[cfg.backbone.name](method=cfg.pretrain_method,
+                                                         **cfg.backbone.kwargs)
+    if cfg.backbone.name.startswith("resnet"):
+        backbone.fc = nn.Identity()
+        if cfg.data.dataset in ("cifar10", "cifar100"):
+            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+            backbone.maxpool = nn.Identity()
+    path = str(cfg.pretrained_feature_extractor)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"pretrained_feature_extractor: no file {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+    if not weights:
+        raise ConfigError(f"pretrained_feature_extractor: {path} has no backbone.* weights")
+    result = backbone.load_state_dict(weights, strict=False)
+    if result.missing_keys:
+        raise ConfigError(f"pretrained_feature_extractor: {path} does not fit backbone "
+                          f"{cfg.backbone.name} (data.dataset={cfg.data.dataset}); missing "
+                          f"{len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
+    return backbone
+
+
+def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
+    """Trains a linear probe on the frozen backbone; returns the fitted Trainer."""
+    from solo.args.linear import parse_cfg
+    from solo.methods.linear import LinearModel
+    from solo.utils.misc import make_contiguous
+
+    OmegaConf.set_struct(cfg, False)
+    validate_linear_cfg(cfg)
+    for key in ("train_path", "val_path"):
+        if not os.path.isdir(cfg.data[key]):
+            raise ConfigError(f"data.{key}: no directory {cfg.data[key]}")
+    cfg = parse_cfg(cfg)
+    seed_everything(cfg.seed)
+    backbone = load_backbone(cfg)
+    mixup_func = None
+    if cfg.mixup > 0 or cfg.cutmix > 0:
+        from timm.data.mixup import Mixup
+        from timm.loss import SoftTargetCrossEntropy
+
+        mixup_func = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=1.0,
+                           switch_prob=0.5, mode="batch", label_smoothing=cfg.label_smoothing,
+                           num_classes=cfg.data.num_classes)
+        loss_func: nn.Module = SoftTargetCrossEntropy()
+    elif cfg.label_smoothing > 0:
+        from timm.loss import LabelSmoothingCrossEntropy
+
+        loss_func = LabelSmoothingCrossEntropy(smoothing=cfg.label_smoothing)
+    else:
+        loss_func = nn.CrossEntropyLoss()
+    model = LinearModel(backbone, loss_func=loss_func, mixup_func=mixup_func, cfg=cfg)
+    make_contiguous(model)
+    if not cfg.performance.disable_channel_last:
+        model = model.to(memory_format=torch.channels_last)
+    aug = cfg.data.augmentations
+    train_loader, val_loader = classification_loaders(cfg, aug.crop_size, aug.mean, aug.std)
+    data: dict[str, Any] = {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
+    if cfg.data.format == "dali":
+        from solo.data.dali_dataloader import ClassificationDALIDataModule
+
+        dm = ClassificationDALIDataModule(
+            dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
+            val_data_path=cfg.data.val_path, num_workers=cfg.data.num_workers,
+            batch_size=cfg.optimizer.batch_size, data_fraction=cfg.data.fraction,
+            dali_device=cfg.dali.device)
+        dm.val_dataloader = lambda: val_loader
+        data = {"datamodule": dm}
+    run_dir = os.path.join(cfg.checkpoint.dir, "linear")
+    ckpt_path, run_id = find_resume_checkpoint(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, run_id, extra_callbacks)
+    trainer.fit(model, ckpt_path=ckpt_path, **data)
+    return trainer
+
+
+@hydra.main(version_base="1.2", config_path=None)
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"cvr-solo linear: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,111 @@
+"""``cvr-solo pretrain --config-path DIR --config-name NAME [overrides]``.
+
+The flow of solo-learn's main_pretrain.py, written on its building blocks: solo.args.pretrain
+for the config, solo.data for the (torchvision or DALI) pipelines, the method from
+solo.methods.METHODS (c_simclr / c_byol registered by cvr-solo), Checkpointer and AutoResumer.
+Additions: clear config errors up front, custom-data validation at the data's own size,
+resume matching on method_kwargs, a CSV log and throughput/memory metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import hydra
+import torch
+from lightning.pytorch import Callback, seed_everything
+from omegaconf import DictConfig, OmegaConf
+
+from cvr_solo.config import ConfigError, validate_pretrain_cfg
+from cvr_solo.launch.common import build_trainer, classification_loaders, find_resume_checkpoint
+from cvr_solo.registry import register
+
+
+def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
+    from solo.data.pretrain_dataloader import (
+        FullTransformPipeline,
+        NCropAugmentation,
+        build_transform_pipeline,
+        prepare_dataloader,
+        prepare_datasets,
+    )
+
+    val_loader = None
+    if cfg.data.val_path is not None and not cfg.data.no_labels:
+        aug = cfg.augmentations[0]
+        from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+        _, val_loader = classification_loaders(
+            cfg, aug.crop_size, aug.get("mean", IMAGENET_DEFAULT_MEAN),
+            aug.get("std", IMAGENET_DEFAULT_STD))
+    if cfg.data.format == "dali":
+        try:
+            from solo.data.dali_dataloader import (
+                PretrainDALIDataModule,
+                build_transform_pipeline_dali,
+            )
+        except ImportError as err:
+            raise ConfigError("data.format='dali' needs NVIDIA DALI: pip install "
+                              "'cvr-solo[dali]' (nvidia-dali-cuda120)") from err
+        pipelines = [NCropAugmentation(build_transform_pipeline_dali(
+            cfg.data.dataset, aug, dali_device=cfg.dali.device), aug.num_crops)
+            for aug in cfg.augmentations]
+        datamodule = PretrainDALIDataModule(
+            dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
+            transforms=FullTransformPipeline(pipelines),
+            num_large_crops=cfg.data.num_large_crops, num_small_crops=cfg.data.num_small_crops,
+            num_workers=cfg.data.num_workers, batch_size=cfg.optimizer.batch_size,
+            no_labels=cfg.data.no_labels, data_fraction=cfg.data.fraction,
+            dali_device=cfg.dali.device,
+            encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels)
+        datamodule.val_dataloader = lambda: val_loader
+        return {"datamodule": datamodule}
+    pipelines = [NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug),
+                                   aug.num_crops) for aug in cfg.augmentations]
+    train_ds = prepare_datasets(cfg.data.dataset, FullTransformPipeline(pipelines),
+                                train_data_path=cfg.data.train_path,
+                                data_format=cfg.data.format, no_labels=cfg.data.no_labels,
+                                data_fraction=cfg.data.fraction)
+    train_loader = prepare_dataloader(train_ds, batch_size=cfg.optimizer.batch_size,
+                                      num_workers=cfg.data.num_workers)
+    return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
+
+
+def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
+    """Pretrains ``cfg.method`` as configured; returns the fitted Trainer."""
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+    from solo.utils.misc import make_contiguous
+
+    OmegaConf.set_struct(cfg, False)
+    validate_pretrain_cfg(cfg)
+    register()
+    if cfg.method not in METHODS:
+        raise ConfigError(f"method must be one of {', '.join(sorted(METHODS))}, got "
+                          f"{cfg.method!r}")
+    if not os.path.isdir(cfg.data.train_path):
+        raise ConfigError(f"data.train_path: no directory {cfg.data.train_path}")
+    cfg = parse_cfg(cfg)
+    seed_everything(cfg.seed)
+    model = METHODS[cfg.method](cfg)
+    make_contiguous(model)
+    if not cfg.performance.disable_channel_last:
+        model = model.to(memory_format=torch.channels_last)
+    data = _pretrain_data(cfg)
+    run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
+    ckpt_path, run_id = find_resume_checkpoint(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, run_id, extra_callbacks)
+    trainer.fit(model, ckpt_path=ckpt_path, **data)
+    return trainer
+
+
+@hydra.main(version_base="1.2", config_path=None)
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"cvr-solo pretrain: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

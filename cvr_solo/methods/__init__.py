@@ -1,0 +1,17 @@
+"""C-SimCLR and C-BYOL as solo-learn methods (needs solo-learn from GitHub, see README).
+
+Importing this package checks the solo-learn install first and fails with one message that
+says how to fix it (:class:`cvr_solo.solo_env.SoloLearnUnavailableError`).
+"""
+
+from cvr_solo.solo_env import require_solo
+
+require_solo()
+
+from cvr_solo.methods.c_byol import CBYOL  # noqa: E402
+from cvr_solo.methods.c_simclr import CSimCLR  # noqa: E402
+
+#: What :func:`cvr_solo.register` adds to ``solo.methods.METHODS``.
+CVR_METHODS = {"c_simclr": CSimCLR, "c_byol": CBYOL}
+
+__all__ = ["CBYOL", "CVR_METHODS", "CSimCLR"]

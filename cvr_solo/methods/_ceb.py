@@ -1,0 +1,66 @@
+"""What C-SimCLR and C-BYOL share on top of solo-learn: CEB settings, beta schedule, logging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import omegaconf
+import torch
+
+from cvr_solo.ceb.diagnostics import residual_floor
+from cvr_solo.ceb.schedules import beta_at
+from cvr_solo.config import ceb_method_kwargs
+
+
+def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
+    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place."""
+    mk = cfg.get("method_kwargs") or {}
+    if isinstance(mk, omegaconf.DictConfig):
+        mk = omegaconf.OmegaConf.to_container(mk, resolve=True)
+    checked = ceb_method_kwargs(method, mk, cfg.get("max_epochs"))
+    cfg.method_kwargs = omegaconf.OmegaConf.merge(cfg.get("method_kwargs") or {}, checked)
+    return cfg
+
+
+class CEBMixin:
+    """CEB state of a solo-learn method: kappas, the beta schedule and its logging.
+
+    The floor logged beside R is min E[R] = KL(vMF(mu, kappa_e) || vMF(mu, kappa_b))
+    (reached when the backward mean agrees), so ``train_residual_above_floor`` is the part
+    of the residual information that compression can still remove.
+    """
+
+    def _init_ceb(self, cfg: omegaconf.DictConfig) -> None:
+        mk = cfg.method_kwargs
+        self.kappa_e: float = float(mk.kappa_e)
+        self.kappa_b: float = float(mk.kappa_b)
+        self.beta: float = float(mk.beta)
+        self.beta_schedule: str = str(mk.beta_schedule)
+        self.beta_warmup_epochs: float = float(mk.beta_warmup_epochs)
+        self.residual_floor: float = residual_floor(int(mk.proj_output_dim), self.kappa_e,
+                                                    self.kappa_b)
+
+    def current_beta(self) -> float:
+        """beta at this optimiser step (constant | warmup | cosine, see ceb.schedules)."""
+        if self.beta_schedule == "constant":
+            return self.beta
+        trainer: Any = self.trainer
+        total = max(1, int(trainer.estimated_stepping_batches))
+        warmup = round(self.beta_warmup_epochs * total / max(1, int(self.max_epochs)))
+        return beta_at(min(int(trainer.global_step), total), total, min(warmup, total),
+                       self.beta, self.beta_schedule)
+
+    def _log_ceb(self, loss: torch.Tensor, residual: torch.Tensor, beta: float,
+                 z_std: torch.Tensor, name: str, **extra: torch.Tensor | float) -> None:
+        r = residual.mean()
+        metrics = {
+            f"train_{name}_loss": loss.detach(),
+            "train_residual": r,
+            "train_residual_above_floor": r - self.residual_floor,
+            "train_beta": beta,
+            "train_kappa_e": self.kappa_e,
+            "train_kappa_b": self.kappa_b,
+            "train_z_std": z_std,
+            **{f"train_{k}": v for k, v in extra.items()},
+        }
+        self.log_dict(metrics, on_epoch=True, sync_dist=True)

@@ -1,0 +1,66 @@
+"""C-SimCLR (Lee et al., "Compressive Visual Representations", NeurIPS 2021, Sec. 4.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import omegaconf
+import torch
+import torch.nn.functional as F
+from solo.methods.base import BaseMethod
+from solo.methods.simclr import SimCLR
+
+from cvr_solo.ceb.diagnostics import lipschitz_lower_bound
+from cvr_solo.ceb.losses import c_simclr_loss
+from cvr_solo.ceb.vmf import vmf_kl
+from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
+
+
+class CSimCLR(CEBMixin, SimCLR):
+    def __init__(self, cfg: omegaconf.DictConfig):
+        """SimCLR whose anchor is a vMF sample and whose loss adds beta times the residual.
+
+        The network is solo-learn's SimCLR unchanged (backbone + projector): mu_e and mu_b are
+        both the l2-normalised projector, so there are no new parameters. The loss is
+        :func:`cvr_solo.ceb.c_simclr_loss`; kappa_b plays 1/temperature.
+
+        Extra cfg settings (method_kwargs, besides SimCLR's proj_hidden_dim/proj_output_dim):
+            kappa_e (float): forward-encoder concentration. Defaults to 1024.
+            kappa_b (float): backward concentration = 1/temperature. Defaults to 10.
+            beta (float): weight of the residual information. Defaults to 1.
+            beta_schedule (str): constant | warmup | cosine. Defaults to constant.
+            beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
+            lipschitz_diagnostic (bool): log the Lipschitz lower bound. Defaults to True.
+        """
+        super().__init__(cfg)
+        self._init_ceb(self.cfg)
+        self.lipschitz_diagnostic: bool = bool(self.cfg.method_kwargs.lipschitz_diagnostic)
+
+    @staticmethod
+    def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
+        """Fills and checks the CEB keys (deriving temperature = 1/kappa_b), then SimCLR's."""
+        cfg = fill_ceb_cfg(cfg, "c_simclr")
+        cfg = super(CSimCLR, CSimCLR).add_and_assert_specific_cfg(cfg)
+        if cfg.data.num_large_crops != 2 or cfg.data.num_small_crops != 0:
+            raise ValueError("c_simclr needs data.num_large_crops=2 and no small crops, got "
+                             f"{cfg.data.num_large_crops} and {cfg.data.num_small_crops}")
+        return cfg
+
+    def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
+        """C-SimCLR loss on the two views plus the online classifier's loss."""
+        out = BaseMethod.training_step(self, batch, batch_idx)
+        r1, r2 = out["z"]
+        beta = self.current_beta()
+        ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta)
+        with torch.no_grad():
+            h1, h2 = F.normalize(r1.float(), dim=-1), F.normalize(r2.float(), dim=-1)
+            z_std = torch.stack([h1, h2]).std(dim=1).mean()
+            extra: dict[str, Any] = {"contrastive": ceb.contrastive, "i_yz": ceb.i_yz}
+            if self.lipschitz_diagnostic:
+                kl = vmf_kl(h1.shape[-1], self.kappa_e, self.kappa_b, (h1 * h2).sum(-1))
+                x1, x2 = batch[1][0], batch[1][1]
+                extra["lipschitz_lower_bound"] = lipschitz_lower_bound(
+                    kl, x1, x2, h1.shape[-1], self.kappa_e, self.kappa_b)
+        self._log_ceb(ceb.loss, ceb.residual, beta, z_std, "c_simclr", **extra)
+        return ceb.loss + out["loss"]

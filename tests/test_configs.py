@@ -1,0 +1,173 @@
+"""Every shipped Hydra config composes and validates; compressed variants are fair."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from cvr_solo.config import (
+    CEB_DEFAULTS,
+    ConfigError,
+    ceb_method_kwargs,
+    validate_linear_cfg,
+    validate_pretrain_cfg,
+)
+
+hydra = pytest.importorskip("hydra")
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1] / "scripts"
+DATASETS = ("cifar", "imagenet-100", "imagenet", "fashion-mnist")
+METHODS = ("simclr", "byol", "barlow", "c_simclr", "c_byol")
+PRETRAIN = [(d, m) for d in DATASETS for m in METHODS]
+
+
+def _compose(kind: str, dataset: str, name: str, overrides: list[str] | None = None) -> dict:
+    with initialize_config_dir(config_dir=str(ROOT / kind / dataset), version_base="1.2"):
+        cfg = compose(config_name=name, overrides=overrides or [])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_every_dataset_ships_the_five_methods_and_a_linear_config():
+    for d in DATASETS:
+        names = {p.stem for p in (ROOT / "pretrain" / d).glob("*.yaml")}
+        assert set(METHODS) <= names, d
+        assert (ROOT / "linear" / d / "linear.yaml").is_file(), d
+    shipped = {p.parent.name for p in (ROOT / "pretrain").glob("*/c_byol.yaml")}
+    assert shipped == set(DATASETS)
+
+
+@pytest.mark.parametrize(("dataset", "method"), PRETRAIN)
+def test_pretrain_config_composes_and_validates(dataset, method):
+    cfg = _compose("pretrain", dataset, method)
+    validate_pretrain_cfg(cfg)
+    assert cfg["method"] == {"barlow": "barlow_twins"}.get(method, method)
+    assert isinstance(cfg["optimizer"]["weight_decay"], float)  # "1e-4" must not be a str
+    assert len(cfg["augmentations"]) in (1, 2)
+    assert cfg["wandb"]["enabled"] is False
+    if method.startswith("c_"):
+        mk = ceb_method_kwargs(method, cfg["method_kwargs"], cfg["max_epochs"])
+        assert mk["kappa_e"] == CEB_DEFAULTS[method]["kappa_e"]  # the published value
+        assert mk["beta"] == 1.0
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize(("variant", "baseline"), [("c_simclr", "simclr"), ("c_byol", "byol")])
+def test_compressed_variant_changes_only_the_ceb_keys(dataset, variant, baseline):
+    c, b = _compose("pretrain", dataset, variant), _compose("pretrain", dataset, baseline)
+    for cfg in (c, b):
+        cfg.pop("name")
+        cfg.pop("method")
+    c_mk, b_mk = c.pop("method_kwargs"), b.pop("method_kwargs")
+    assert c == b  # data, backbone, optimizer, schedule, augmentations, epochs, seed ...
+    assert {k: v for k, v in c_mk.items() if k not in CEB_DEFAULTS[variant]} == b_mk
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_linear_config_composes_and_validates(dataset):
+    cfg = _compose("linear", dataset, "linear", ["pretrained_feature_extractor=x.ckpt"])
+    validate_linear_cfg(cfg)
+    missing = _compose("linear", dataset, "linear")
+    with pytest.raises(ConfigError, match="pretrained_feature_extractor is missing"):
+        validate_linear_cfg(missing)
+
+
+def test_fashion_mnist_runs_on_cpu_as_shipped():
+    cfg = _compose("pretrain", "fashion-mnist", "c_byol", ["accelerator=cpu"])
+    validate_pretrain_cfg(cfg)
+    assert cfg["precision"] == 32 and cfg["devices"] == "1"
+    assert cfg["data"]["dataset"] == "custom"
+    assert cfg["augmentations"][0]["crop_size"] == 32
+
+
+def _fm(method: str) -> dict:
+    return _compose("pretrain", "fashion-mnist", method)
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    ("method_kwargs.kappa_e", -1, "method_kwargs.kappa_e must be a number > 0, got -1"),
+    ("method_kwargs.kappa_b", 0, "method_kwargs.kappa_b must be a number > 0, got 0"),
+    ("method_kwargs.beta", -0.5, "method_kwargs.beta must be a number >= 0, got -0.5"),
+    ("method_kwargs.w", 0, "method_kwargs.w must be a number > 0, got 0"),
+    ("method_kwargs.b_view", "both", "method_kwargs.b_view must be one of 'other', 'same', "
+                                     "got 'both'"),
+    ("method_kwargs.beta_schedule", "step", "method_kwargs.beta_schedule must be one of "
+                                            "'constant', 'warmup', 'cosine', got 'step'"),
+    ("method_kwargs.beta_warmup_epochs", 500, r"method_kwargs.beta_warmup_epochs must be a "
+                                              r"number >= 0 and <= 200, got 500"),
+    ("method_kwargs.kapa_e", 5.0, "method_kwargs.kapa_e is not a c_byol setting; allowed:"),
+    ("method_kwargs.pred_hidden_dim", 0, "method_kwargs.pred_hidden_dim must be an integer "
+                                         ">= 1, got 0"),
+    ("momentum.base_tau", 1.5, "momentum.base_tau must be a number >= 0 and <= 1, got 1.5"),
+    ("optimizer.name", "rmsprop", "optimizer.name must be one of 'sgd', 'lars', 'adam', "
+                                  "'adamw', got 'rmsprop'"),
+    ("optimizer.lr", 0, "optimizer.lr must be a number > 0, got 0"),
+    ("data.dataset", "mnist", "data.dataset must be one of"),
+    ("max_epochs", 0, "max_epochs must be an integer >= 1, got 0"),
+])
+def test_c_byol_bad_values_name_key_value_and_range(path, value, match):
+    cfg = _fm("c_byol")
+    node = cfg
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    with pytest.raises(ConfigError, match=match):
+        validate_pretrain_cfg(cfg)
+
+
+def test_warmup_schedule_needs_warmup_epochs():
+    cfg = _fm("c_byol")
+    cfg["method_kwargs"]["beta_schedule"] = "warmup"
+    with pytest.raises(ConfigError, match="beta_warmup_epochs must be > 0 with "
+                                          "beta_schedule='warmup', got 0"):
+        validate_pretrain_cfg(cfg)
+    cfg["method_kwargs"]["beta_warmup_epochs"] = 10
+    validate_pretrain_cfg(cfg)
+
+
+def test_c_simclr_kappa_b_is_one_over_temperature():
+    cfg = _fm("c_simclr")
+    mk = ceb_method_kwargs("c_simclr", cfg["method_kwargs"])
+    assert mk["kappa_b"] == pytest.approx(5.0) and mk["temperature"] == pytest.approx(0.2)
+    mk = ceb_method_kwargs("c_simclr", {"proj_hidden_dim": 8, "proj_output_dim": 4})
+    assert mk["kappa_b"] == 10.0 and mk["temperature"] == pytest.approx(0.1)
+    bad = copy.deepcopy(cfg)
+    bad["method_kwargs"]["kappa_b"] = 10.0
+    with pytest.raises(ConfigError, match=r"method_kwargs.kappa_b \(10\) and "
+                                          r"method_kwargs.temperature \(0.2\) disagree"):
+        validate_pretrain_cfg(bad)
+
+
+def test_cpu_device_list_is_rejected_with_the_reason():
+    cfg = _fm("byol")
+    cfg["accelerator"], cfg["devices"] = "cpu", [0]
+    with pytest.raises(ConfigError, match=r"devices must be a number given as a string"):
+        validate_pretrain_cfg(cfg)
+
+
+def test_crops_must_be_two_of_one_size():
+    cfg = _fm("c_simclr")
+    cfg["augmentations"][0]["num_crops"] = 3
+    with pytest.raises(ConfigError, match=r"c_simclr needs exactly 2 crops of one size"):
+        validate_pretrain_cfg(cfg)
+
+
+def test_missing_key_is_named():
+    cfg = _fm("simclr")
+    del cfg["method_kwargs"]["temperature"]
+    with pytest.raises(ConfigError, match="method_kwargs.temperature is missing"):
+        validate_pretrain_cfg(cfg)
+    cfg = _fm("c_byol")
+    del cfg["data"]["train_path"]
+    with pytest.raises(ConfigError, match="data.train_path is missing"):
+        validate_pretrain_cfg(cfg)
+
+
+def test_dali_needs_a_dali_dataset():
+    cfg = _compose("pretrain", "cifar", "byol", ["data.format=dali"])
+    with pytest.raises(ConfigError, match="data.format='dali' needs data.dataset in"):
+        validate_pretrain_cfg(cfg)
