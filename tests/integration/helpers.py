@@ -1,0 +1,26 @@
+"""Helpers of the integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PRETRAIN = REPO / "scripts" / "pretrain" / "fashion-mnist"
+LINEAR = REPO / "scripts" / "linear" / "fashion-mnist"
+
+
+def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str]:
+    """A few CPU steps: 100 images at batch 20 = 5 steps an epoch."""
+    return [f"data.train_path={data / 'train'}", f"data.val_path={data / 'val'}",
+            f"checkpoint.dir={ckpt_dir}", f"max_epochs={epochs}", "optimizer.batch_size=20",
+            "data.num_workers=0", "accelerator=cpu", "+log_every_n_steps=1",
+            "+enable_progress_bar=False", "scheduler.warmup_epochs=0"]
+
+
+def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "cvr_solo.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)

@@ -1,0 +1,299 @@
+"""cvr-solo's methods inside solo-learn: registration, pretrain -> linear -> load, resume,
+the target branch, and the config checks through solo-learn's own parsing."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from .helpers import LINEAR, PRETRAIN, REPO, run_cli, small_run_overrides
+
+METHOD_RUNS = [
+    ("simclr", "simclr", []),
+    ("c_simclr", "c_simclr", []),
+    ("byol", "byol", []),
+    ("c_byol-other", "c_byol", ["method_kwargs.b_view=other"]),
+    ("c_byol-same", "c_byol", ["method_kwargs.b_view=same"]),
+    ("barlow", "barlow_twins", []),
+]
+
+
+def _compose(name: str, overrides: list[str], config_dir: Path = PRETRAIN):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.2"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for f in sorted(run_dir.rglob("metrics.csv")):
+        rows += list(csv.DictReader(f.open()))
+    return rows
+
+
+def test_register_is_idempotent_and_hook_registers_in_a_fresh_process():
+    import solo.methods
+
+    import cvr_solo
+
+    first = cvr_solo.register()
+    assert cvr_solo.register() == first
+    assert solo.methods.METHODS["c_byol"] is first["c_byol"]
+    code = "from solo.methods import METHODS; print(sorted(k for k in METHODS if 'c_' in k))"
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "['c_byol', 'c_simclr']", out.stderr[-2000:]
+    off = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
+                         text=True, timeout=300,
+                         env={**os.environ, "CVR_SOLO_NO_AUTOREGISTER": "1"})
+    assert off.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(("label", "method", "extra"), METHOD_RUNS,
+                         ids=[r[0] for r in METHOD_RUNS])
+def test_pretrain_linear_and_knn_load(tmp_path, fm_data, label, method, extra):
+    cfg_name = {"barlow_twins": "barlow"}.get(method, method)
+    ckpt_dir = tmp_path / "models"
+    over = small_run_overrides(fm_data, ckpt_dir) + extra
+    proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name",
+                   f"{cfg_name}.yaml", *over)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = ckpt_dir / method
+    ckpts = list(run_dir.rglob("*.ckpt"))
+    assert len(ckpts) == 1
+    rows = _metrics(run_dir)
+    loss_key = {"simclr": "train_nce_loss_step", "byol": "train_neg_cos_sim_step",
+                "barlow_twins": "train_barlow_loss_step"}.get(method, f"train_{method}_loss_step")
+    losses = [float(r[loss_key]) for r in rows if r.get(loss_key)]
+    assert len(losses) >= 3 and all(math.isfinite(x) for x in losses)
+    if method.startswith("c_"):
+        res = [float(r["train_residual_step"]) for r in rows if r.get("train_residual_step")]
+        floor = [float(r["train_residual_above_floor_step"]) for r in rows
+                 if r.get("train_residual_above_floor_step")]
+        assert res and all(math.isfinite(x) for x in res + floor)
+        assert {r["train_kappa_e_step"] for r in rows if r.get("train_kappa_e_step")} == {
+            "16384.0" if method == "c_byol" else "1024.0"}
+    if method == "c_simclr":
+        lips = [float(r["train_lipschitz_lower_bound_step"]) for r in rows
+                if r.get("train_lipschitz_lower_bound_step")]
+        assert lips and all(x > 0 for x in lips)
+    step_times = [float(r["train_step_time"]) for r in rows if r.get("train_step_time")]
+    assert step_times and all(t > 0 for t in step_times)
+
+    # main_knn / main_umap style: METHODS[...].load_from_checkpoint with the saved args
+    from omegaconf import OmegaConf
+    from solo.methods import METHODS
+
+    args = json.loads((ckpts[0].parent / "args.json").read_text())
+    assert args["method"] == method
+    model = METHODS[args["method"]].load_from_checkpoint(ckpts[0], strict=False,
+                                                         cfg=OmegaConf.create(args))
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=False)["state_dict"]
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    if label.startswith("c_byol"):
+        assert model.b_view == label.split("-")[1]
+
+    lin_dir = tmp_path / "linear-models"
+    lin = run_cli("linear", "--config-path", str(LINEAR), "--config-name", "linear.yaml",
+                  f"pretrained_feature_extractor={ckpts[0]}", f"pretrain_method={method}",
+                  *small_run_overrides(fm_data, lin_dir))
+    assert lin.returncode == 0, lin.stderr[-3000:]
+    assert list((lin_dir / "linear").rglob("*.ckpt"))
+    accs = [float(r["val_acc1"]) for r in _metrics(lin_dir / "linear") if r.get("val_acc1")]
+    assert accs and 0 <= accs[-1] <= 100
+
+
+def test_linear_rejects_a_checkpoint_without_the_backbone(tmp_path, fm_data):
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {"classifier.weight": torch.zeros(10, 512)}}, bad)
+    lin = run_cli("linear", "--config-path", str(LINEAR), "--config-name", "linear.yaml",
+                  f"pretrained_feature_extractor={bad}",
+                  *small_run_overrides(fm_data, tmp_path / "m"))
+    assert lin.returncode == 2
+    assert "has no backbone.* weights" in lin.stderr and "Traceback" not in lin.stderr
+
+
+def test_bad_ceb_value_fails_at_start_up_with_key_and_value(tmp_path, fm_data):
+    proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", "c_byol.yaml",
+                   *small_run_overrides(fm_data, tmp_path),
+                   "method_kwargs.kappa_e=-3")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("method_kwargs.kappa_e must be a number > 0, got -3")
+    assert not (tmp_path / "c_byol").exists()  # nothing started
+
+
+def _stop_after_first_epoch():
+    """Stops training at the end of epoch 0, after solo-learn's Checkpointer saved it."""
+    from lightning.pytorch import Callback
+
+    class Stop(Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            trainer.should_stop = True
+
+    return Stop()
+
+
+def _probe():
+    from lightning.pytorch import Callback
+
+    class Probe(Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.global_step = trainer.global_step
+            self.epoch = trainer.current_epoch
+            self.opt_state = copy.deepcopy(trainer.optimizers[0].state_dict())
+            self.params = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    return Probe()
+
+
+def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
+    from cvr_solo.launch.pretrain import run
+
+    over = small_run_overrides(fm_data, tmp_path, epochs=2)
+    first = run(_compose("c_byol", over), [_stop_after_first_epoch()])
+    assert first.global_step == 5 and first.current_epoch == 1
+    ckpt_path = next((tmp_path / "c_byol").rglob("*.ckpt"))
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+
+    probe = _probe()
+    second = run(_compose("c_byol", over), [probe])
+    assert probe.global_step == ckpt["global_step"] == 5
+    assert probe.epoch == 1
+    saved = ckpt["optimizer_states"][0]["state"]
+    assert probe.opt_state["state"].keys() == saved.keys() and saved
+    for idx, st in saved.items():
+        for k, v in st.items():
+            got = probe.opt_state["state"][idx][k]
+            assert torch.equal(got, v) if torch.is_tensor(v) else got == v
+    for k, v in ckpt["state_dict"].items():
+        assert torch.equal(probe.params[k], v), k
+    assert second.global_step == 10 and second.current_epoch == 2
+
+    # a different beta is a different run: it must not resume from this one
+    probe = _probe()
+    run(_compose("c_byol", [*over, "method_kwargs.beta=0.5"]), [probe])
+    assert probe.global_step == 0
+
+
+def test_explicit_resume_from_checkpoint(tmp_path, fm_data):
+    from cvr_solo.launch.pretrain import run
+
+    over = small_run_overrides(fm_data, tmp_path, epochs=2)
+    run(_compose("c_simclr", [*over, "auto_resume.enabled=False"]), [_stop_after_first_epoch()])
+    ckpt_path = next((tmp_path / "c_simclr").rglob("*.ckpt"))
+    probe = _probe()
+    trainer = run(_compose("c_simclr", [*over, "auto_resume.enabled=False",
+                                        f"+resume_from_checkpoint={ckpt_path}"]), [probe])
+    assert probe.global_step == 5 and trainer.global_step == 10
+
+
+def test_c_byol_target_branch_and_backward_encoder(tmp_path, fm_data):
+    from lightning.pytorch import Callback
+
+    from cvr_solo.launch.pretrain import run
+
+    class TargetProbe(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.momentum_before = {f"{i}.{n}": p.detach().clone()
+                                    for i, (_, m) in enumerate(pl_module.momentum_pairs)
+                                    for n, p in m.named_parameters()}
+            self.b_before = [p.detach().clone() for p in pl_module.backward_encoder.parameters()]
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            self.b_grads = [p.grad for p in pl_module.backward_encoder.parameters()]
+            self.target_grads = [p.grad for _, m in pl_module.momentum_pairs
+                                 for p in m.parameters()]
+            self.out_grads = [p.grad for p in pl_module.predictor_out.parameters()]
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            # callbacks run before the module's hook, which applies the EMA
+            self.tau = pl_module.momentum_updater.cur_tau
+            self.online_after = {f"{i}.{n}": p.detach().clone()
+                                 for i, (m, _) in enumerate(pl_module.momentum_pairs)
+                                 for n, p in m.named_parameters()}
+
+        def on_train_end(self, trainer, pl_module):
+            self.momentum_after = {f"{i}.{n}": p.detach().clone()
+                                   for i, (_, m) in enumerate(pl_module.momentum_pairs)
+                                   for n, p in m.named_parameters()}
+            self.b_after = [p.detach().clone() for p in pl_module.backward_encoder.parameters()]
+            self.pair_modules = [(type(a).__name__, type(b).__name__)
+                                 for a, b in pl_module.momentum_pairs]
+            self.b_in_pairs = any(pl_module.backward_encoder in pair
+                                  for pair in pl_module.momentum_pairs)
+
+    probe = TargetProbe()
+    over = small_run_overrides(fm_data, tmp_path)
+    run(_compose("c_byol", [*over, "+max_steps=1", "checkpoint.enabled=False",
+                            "data.val_path=null"]), [probe])
+    assert all(g is None for g in probe.target_grads)  # the target branch gets no gradient
+    assert all(g is not None and g.abs().sum() > 0 for g in probe.b_grads)
+    assert all(g is not None and g.abs().sum() > 0 for g in probe.out_grads)
+    assert not probe.b_in_pairs  # trained, never EMA-updated
+    assert any(not torch.equal(a, b) for a, b in zip(probe.b_before, probe.b_after,
+                                                      strict=True))
+    tau = probe.tau
+    assert 0 < tau < 1
+    for k, before in probe.momentum_before.items():
+        expected = tau * before + (1 - tau) * probe.online_after[k]
+        assert torch.allclose(probe.momentum_after[k], expected, atol=1e-6), k
+
+
+@pytest.mark.parametrize("dataset", ["cifar", "imagenet-100", "imagenet", "fashion-mnist"])
+@pytest.mark.parametrize("name", ["simclr", "byol", "barlow", "c_simclr", "c_byol"])
+def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, name):
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+
+    train = tmp_path / "train"
+    for c in range(3):
+        (train / f"class{c}").mkdir(parents=True)
+    cfg = _compose(name, [f"data.train_path={train}"],
+                   config_dir=REPO / "scripts" / "pretrain" / dataset)
+    OmegaConf.set_struct(cfg, False)
+    cfg = parse_cfg(cfg)
+    cfg = METHODS[cfg.method].add_and_assert_specific_cfg(cfg)
+    if name.startswith("c_"):
+        assert cfg.method_kwargs.kappa_e in (1024.0, 16384.0)
+        assert cfg.method_kwargs.beta_schedule == "constant"
+    bad = copy.deepcopy(cfg)
+    if name.startswith("c_"):
+        bad.method_kwargs.beta = -1.0
+        with pytest.raises(ValueError, match="method_kwargs.beta must be a number >= 0, got -1"):
+            METHODS[bad.method].add_and_assert_specific_cfg(bad)
+
+
+@pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
+                    reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
+                           "unmodified main_pretrain.py with method=c_byol")
+def test_solo_learns_own_main_pretrain_accepts_c_byol(tmp_path, fm_data):
+    src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
+    over = [o for o in small_run_overrides(fm_data, tmp_path)
+            if "enable_progress_bar" not in o]
+    proc = subprocess.run([sys.executable, str(src / "main_pretrain.py"), "--config-path",
+                           str(PRETRAIN), "--config-name", "c_byol.yaml", *over],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = next((tmp_path / "c_byol").rglob("*.ckpt"))
+    knn = subprocess.run([sys.executable, "-W", "ignore", "-c",
+                          "import json, sys; from omegaconf import OmegaConf; "
+                          "from solo.methods import METHODS; p = sys.argv[1]; "
+                          "a = json.load(open(sys.argv[2])); "
+                          "m = METHODS[a['method']].load_from_checkpoint(p, strict=False, "
+                          "cfg=OmegaConf.create(a)); print(type(m).__name__)",
+                          str(ckpt), str(ckpt.parent / "args.json")],
+                         capture_output=True, text=True, timeout=300)
+    assert knn.stdout.strip().splitlines()[-1] == "CBYOL", knn.stderr[-2000:]
