@@ -1,0 +1,489 @@
+"""Export Fashion-MNIST to an ImageFolder tree that solo-learn's "custom" dataset can read.
+
+Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): 60,000 train and 10,000 test
+28x28 grey images of 10 clothing classes, shipped as gzip'd IDX files (format of LeCun et al.'s
+MNIST page; here from the Debian package ``dataset-fashion-mnist``). The test split is
+exported as ``val``.
+
+Layout written under ``out``::
+
+    train/<class folder>/<5-digit source index>.png     32x32 RGB
+    val/<class folder>/<5-digit source index>.png
+    manifest.json                                        written last, atomically
+
+Each image is padded by 2 black pixels on every side (28 + 2 + 2 = 32; the background is
+black, so this is lossless) and its grey value is replicated to 3 channels. Folder names
+start with the label digit so that torchvision's ``ImageFolder`` (which numbers classes by
+sorted folder name) gives every image its Fashion-MNIST label. The manifest records the
+parameters, the sha256 of the sources and of every PNG, the class counts, and the per-channel
+mean and std (population, in [0, 1] scale, over all pixels of the exported train images,
+border included) for solo-learn's augmentation config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import logging
+import math
+import numbers
+import os
+import shutil
+import struct
+import sys
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+__all__ = [
+    "CLASS_NAMES",
+    "DEFAULT_SOURCE",
+    "export_fashion_mnist",
+    "main",
+    "verify_export",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
+
+#: Class folder names, in label order (0..9); they sort in that order too.
+CLASS_NAMES = (
+    "0_tshirt_top",
+    "1_trouser",
+    "2_pullover",
+    "3_dress",
+    "4_coat",
+    "5_sandal",
+    "6_shirt",
+    "7_sneaker",
+    "8_bag",
+    "9_ankle_boot",
+)
+
+SOURCE_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "val": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+SPLIT_SIZES = {"train": 60_000, "val": 10_000}
+SPLITS = ("train", "val")
+
+INSTALL_COMMAND = "apt-get update && apt-get install -y dataset-fashion-mnist"
+MANIFEST_NAME = "manifest.json"
+FORMAT = "cvr-solo/fashion-mnist-image-folder"
+FORMAT_VERSION = 1
+SOURCE_SIZE = 28
+PADDING = 2
+IMAGE_SIZE = SOURCE_SIZE + 2 * PADDING
+#: zlib level of the PNGs: 1 is several times faster to write than PIL's default 6 and the
+#: files are barely larger (32x32 images); PNG is lossless whatever the level.
+PNG_COMPRESS_LEVEL = 1
+
+# IDX magic numbers: 0x0000, then the element type (0x08 = unsigned byte), then the ndim.
+IDX_UBYTE = 0x08
+_HASH_CHUNK = 1 << 20
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the source
+# --------------------------------------------------------------------------------------------
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Parse a gzip'd IDX file of unsigned bytes with ``ndim`` dims.
+
+    IDX: 2 zero bytes, a type byte (0x08 = ubyte), a byte with the number of dims, then one
+    big-endian uint32 per dim, then the data in C order. Raises ``ValueError`` naming the file
+    when anything does not fit (bad gzip, bad magic, truncated or overlong data).
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} is not a readable gzip file ({exc}); the source is corrupt, "
+                         "reinstall it: apt-get install --reinstall -y dataset-fashion-mnist"
+                         ) from exc
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is corrupt: {len(raw)} bytes is shorter than an IDX header")
+    zero, dtype_code, got_ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != IDX_UBYTE or got_ndim != ndim:
+        raise ValueError(f"{path} is corrupt: IDX magic number {raw[:4].hex()} is not "
+                         f"0000{IDX_UBYTE:02x}{ndim:02x} (ubyte, {ndim} dims)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = math.prod(dims)
+    if len(raw) - header != expected:
+        raise ValueError(f"{path} is corrupt: header dims {dims} need {expected} data bytes, "
+                         f"the file has {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _load_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) uint8) of one split, with size checks."""
+    image_file, label_file = SOURCE_FILES[split]
+    images = _read_idx(source / image_file, 3)
+    labels = _read_idx(source / label_file, 1)
+    n = SPLIT_SIZES[split]
+    if images.shape != (n, SOURCE_SIZE, SOURCE_SIZE):
+        raise ValueError(f"{source / image_file} is corrupt: expected shape "
+                         f"({n}, {SOURCE_SIZE}, {SOURCE_SIZE}), got {images.shape}")
+    if labels.shape != (n,):
+        raise ValueError(f"{source / label_file} is corrupt: expected {n} labels, "
+                         f"got shape {labels.shape}")
+    if labels.max() >= len(CLASS_NAMES):
+        raise ValueError(f"{source / label_file} is corrupt: label {int(labels.max())} is "
+                         f"outside 0..{len(CLASS_NAMES) - 1}")
+    return images, labels
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _source_checksums(source: Path) -> dict[str, str]:
+    """sha256 of the four source files; ``FileNotFoundError`` with the install command."""
+    names = [name for pair in SOURCE_FILES.values() for name in pair]
+    missing = [name for name in names if not (source / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST source not found: looked in {source} and {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing. The files come from the Debian "
+            f"package dataset-fashion-mnist, which appears to be missing; install it with "
+            f"`{INSTALL_COMMAND}` (or pass source=/--source to a directory holding the four "
+            f"IDX .gz files)")
+    return {name: _sha256_file(source / name) for name in sorted(names)}
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------------------------
+
+def _check_subset(name: str, value: object, maximum: int) -> int | None:
+    if value is None:
+        return None
+    n_cls = len(CLASS_NAMES)
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0
+            or value % n_cls or value > maximum):
+        raise ValueError(f"{name} must be None (everything) or a positive multiple of {n_cls} "
+                         f"(class-balanced) of at most {maximum}, got {value!r}")
+    return int(value)
+
+
+def default_val_subset(subset: int) -> int:
+    """Val size for a train subset N when none is given: the source's 6:1 ratio,
+    max(10, round(N / 6 / 10) * 10)."""
+    return max(len(CLASS_NAMES), round(subset / 6 / 10) * 10)
+
+
+def _resolve_parameters(subset: object, val_subset: object, seed: object) -> dict[str, Any]:
+    subset = _check_subset("subset", subset, SPLIT_SIZES["train"])
+    val_subset = _check_subset("val_subset", val_subset, SPLIT_SIZES["val"])
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if subset is not None and val_subset is None:
+        val_subset = default_val_subset(subset)
+    return {"subset": subset, "val_subset": val_subset, "seed": int(seed),
+            "image_size": IMAGE_SIZE, "padding": PADDING}
+
+
+def _select(labels: np.ndarray, n: int | None, seed: int, split: str) -> np.ndarray:
+    """Sorted source indices: all, or n / 10 per class drawn without replacement.
+
+    The generator is seeded from (seed, split number), so train and val draws differ and
+    each depends only on ``seed``.
+    """
+    if n is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    per_class = n // len(CLASS_NAMES)
+    picks = []
+    for c in range(len(CLASS_NAMES)):
+        members = np.flatnonzero(labels == c)
+        if per_class > len(members):
+            raise ValueError(f"{split} has only {len(members)} images of class {c}, "
+                             f"cannot draw {per_class}")
+        picks.append(rng.permutation(members)[:per_class])
+    return np.sort(np.concatenate(picks))
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest and verification
+# --------------------------------------------------------------------------------------------
+
+def _load_manifest(out: Path) -> tuple[dict[str, Any] | None, str]:
+    """(manifest, "") if ``out/manifest.json`` is one of ours, else (None, why not)."""
+    path = out / MANIFEST_NAME
+    if not path.is_file():
+        return None, f"{MANIFEST_NAME} is missing"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{MANIFEST_NAME} is unreadable ({exc})"
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None, f"{MANIFEST_NAME} is not a cvr-solo Fashion-MNIST manifest"
+    try:
+        for split in SPLITS:
+            files = manifest["splits"][split]["files"]
+            if not isinstance(files, dict):
+                raise TypeError
+    except (KeyError, TypeError):
+        return None, f"{MANIFEST_NAME} lacks the file lists"
+    return manifest, ""
+
+
+def verify_export(out: str | Path) -> list[str]:
+    """Problems with the export in ``out`` (an empty list means it is complete and intact).
+
+    Checks that the manifest is readable, that every file it lists exists with its sha256, and
+    that ``train/`` and ``val/`` hold nothing else (no extra files, no extra folders: an extra
+    folder would shift ``ImageFolder``'s class numbering).
+    """
+    out = Path(out)
+    manifest, why = _load_manifest(out)
+    if manifest is None:
+        return [why]
+    problems: list[str] = []
+    for split in SPLITS:
+        files: dict[str, str] = manifest["splits"][split]["files"]
+        for rel, digest in files.items():
+            parts = Path(rel).parts
+            if len(parts) != 3 or parts[0] != split or parts[1] not in CLASS_NAMES:
+                problems.append(f"manifest lists an unexpected path {rel!r}")
+                continue
+            path = out / rel
+            if not path.is_file():
+                problems.append(f"missing file {rel}")
+            elif _sha256_file(path) != digest:
+                problems.append(f"checksum mismatch in {rel}")
+        root = out / split
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            depth = len(here.relative_to(root).parts)
+            for d in sorted(dirnames):
+                if depth > 0 or d not in CLASS_NAMES:
+                    problems.append(f"unexpected folder {(here / d).relative_to(out).as_posix()}")
+            for name in sorted(filenames):
+                rel = (here / name).relative_to(out).as_posix()
+                if rel not in files:
+                    problems.append(f"unexpected file {rel}")
+    return problems
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    allowed = {*SPLITS, MANIFEST_NAME, MANIFEST_NAME + ".tmp"}
+    return sorted(p.name for p in out.iterdir() if p.name not in allowed)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+# --------------------------------------------------------------------------------------------
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    """A 28x28 grey image as the bytes of a 32x32 RGB PNG (2-px black border)."""
+    padded = np.pad(image, PADDING)
+    rgb = np.ascontiguousarray(np.repeat(padded[:, :, None], 3, axis=2))
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def _mean_std(images: np.ndarray) -> tuple[float, float]:
+    """Population mean and std in [0, 1] scale over every pixel of the padded images.
+
+    Exact: from the 256-bin histogram with integer sums (the border adds zeros).
+    """
+    counts = np.bincount(images.reshape(-1), minlength=256).astype(object)
+    counts[0] += len(images) * (IMAGE_SIZE**2 - SOURCE_SIZE**2)
+    values = np.arange(256, dtype=object)
+    n = int(counts.sum())
+    s1 = int((counts * values).sum())
+    s2 = int((counts * values * values).sum())
+    mean = s1 / n / 255
+    std = math.sqrt((s2 * n - s1 * s1) / (n * n)) / 255
+    return mean, std
+
+
+def _write_split(out: Path, split: str, images: np.ndarray, labels: np.ndarray,
+                 indices: Iterable[int], bar: tqdm) -> dict[str, Any]:
+    split_dir = out / split
+    for name in CLASS_NAMES:
+        (split_dir / name).mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    for i in indices:
+        cls = CLASS_NAMES[labels[i]]
+        rel = f"{split}/{cls}/{i:05d}.png"
+        data = _png_bytes(images[i])
+        with open(out / rel, "wb") as f:
+            f.write(data)
+        files[rel] = hashlib.sha256(data).hexdigest()
+        counts[cls] += 1
+        bar.update(1)
+    return {"num_images": len(files), "counts": counts, "files": dict(sorted(files.items()))}
+
+
+def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
+                         subset: int | None = None, val_subset: int | None = None,
+                         seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Export Fashion-MNIST to ``out`` (see the module docstring) and return the manifest.
+
+    ``subset``/``val_subset``: class-balanced numbers of train/val images (positive multiples
+    of 10, at most 60,000 / 10,000), drawn deterministically from ``seed``; None exports
+    everything, except that a ``subset`` N alone implies ``val_subset`` =
+    max(10, round(N / 6 / 10) * 10).
+
+    Idempotent: when ``out`` already holds a verified export with the same parameters and
+    source checksums, that manifest is returned and nothing is written. Otherwise (no
+    manifest, other parameters, missing/extra/corrupted files) ``train/`` and ``val/`` are
+    removed and written again, with a logged line saying why. A non-empty ``out`` without a
+    manifest of ours that holds anything besides ``train/`` and ``val/`` is never touched
+    (``ValueError``). A missing source raises ``FileNotFoundError`` with the install command.
+    """
+    out = Path(out)
+    source = Path(source)
+    params = _resolve_parameters(subset, val_subset, seed)
+    source_sha = _source_checksums(source)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a directory, but {out} is a file")
+
+    reason = ""
+    manifest, why = _load_manifest(out) if out.is_dir() else (None, "")
+    if manifest is not None:
+        recorded = manifest.get("source")
+        recorded_sha = recorded.get("sha256") if isinstance(recorded, dict) else None
+        if (manifest.get("format_version") != FORMAT_VERSION
+                or manifest.get("parameters") != params or recorded_sha != source_sha):
+            old = manifest.get("parameters")
+            reason = (f"the existing export has other parameters or sources "
+                      f"(was {old}, want {params})")
+        else:
+            problems = verify_export(out)
+            if not problems:
+                return manifest
+            reason = (f"verification failed with {len(problems)} problem(s), the first: "
+                      f"{problems[0]}")
+    elif out.is_dir() and any(out.iterdir()):
+        foreign = _foreign_entries(out)
+        if foreign:
+            raise ValueError(f"out {out} is not empty, has no valid Fashion-MNIST export "
+                             f"manifest ({why}) and holds other things ({', '.join(foreign[:5])}"
+                             f"{', ...' if len(foreign) > 5 else ''}); refusing to delete "
+                             f"anything there: choose an empty or new directory")
+        reason = f"{why} (an interrupted or partial export)"
+
+    # Read the sources before deleting anything, so a corrupt source leaves ``out`` alone.
+    data = {split: _load_split(source, split) for split in SPLITS}
+    selected = {
+        split: _select(data[split][1], params["subset" if split == "train" else "val_subset"],
+                       params["seed"], split)
+        for split in SPLITS
+    }
+    if reason:
+        logger.warning("re-exporting Fashion-MNIST in %s: %s", out, reason)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", *SPLITS):
+        _remove(out / name)
+
+    total = sum(len(idx) for idx in selected.values())
+    splits: dict[str, Any] = {}
+    with tqdm(total=total, disable=not progress, unit="img", desc="fashion-mnist") as bar:
+        for split in SPLITS:
+            images, labels = data[split]
+            splits[split] = _write_split(out, split, images, labels, selected[split], bar)
+    mean, std = _mean_std(data["train"][0][selected["train"]])
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dataset": "fashion-mnist",
+        "parameters": params,
+        "source": {"path": str(source), "sha256": source_sha},
+        "classes": list(CLASS_NAMES),
+        "mean": [mean] * 3,
+        "std": [std] * 3,
+        "splits": splits,
+    }
+    _write_json_atomic(out / MANIFEST_NAME, manifest)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cvr-solo data",
+        description="Export a dataset to an ImageFolder tree (train/, val/, manifest.json).")
+    p.add_argument("dataset", choices=["fashion-mnist"], help="dataset to export")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--subset", type=int, default=None,
+                   help="class-balanced train subset size (multiple of 10); default: all")
+    p.add_argument("--val-subset", type=int, default=None,
+                   help="class-balanced val subset size (multiple of 10); default: all, or "
+                        "subset/6 when --subset is given")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subset draw (default 0)")
+    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+                   help=f"directory of the IDX .gz files (default {DEFAULT_SOURCE})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``cvr-solo data fashion-mnist --out DIR [...]``; ``argv`` excludes ``cvr-solo data``.
+
+    Returns 0 on success, 2 on a usage error, a missing source or a bad argument (one
+    ``error: ...`` line on stderr).
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage and the error
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        manifest = export_fashion_mnist(args.out, source=args.source, subset=args.subset,
+                                        val_subset=args.val_subset, seed=args.seed,
+                                        progress=not args.no_progress)
+    except (OSError, ValueError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    sizes = []
+    for split in SPLITS:
+        counts = set(manifest["splits"][split]["counts"].values())
+        per_class = f"{counts.pop()} per class" if len(counts) == 1 else "unbalanced"
+        sizes.append(f"{manifest['splits'][split]['num_images']} {split} ({per_class})")
+    print(f"fashion-mnist: {' + '.join(sizes)} images in {args.out}")
+    print(f"mean: {[round(m, 4) for m in manifest['mean']]}  "
+          f"std: {[round(s, 4) for s in manifest['std']]}")
+    return 0
