@@ -16,8 +16,8 @@ def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str
     """A few CPU steps: 100 images at batch 20 = 5 steps an epoch."""
     return [f"data.train_path={data / 'train'}", f"data.val_path={data / 'val'}",
             f"checkpoint.dir={ckpt_dir}", f"max_epochs={epochs}", "optimizer.batch_size=20",
-            "data.num_workers=0", "accelerator=cpu", "+log_every_n_steps=1",
-            "+enable_progress_bar=False", "scheduler.warmup_epochs=0"]
+            "data.num_workers=0", "accelerator=cpu", "++log_every_n_steps=1",
+            "++enable_progress_bar=False", "++scheduler.warmup_epochs=0"]
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -106,7 +106,7 @@ def test_pretrain_linear_and_knn_load(tmp_path, fm_data, label, method, extra):
 
     lin_dir = tmp_path / "linear-models"
     lin = run_cli("linear", "--config-path", str(LINEAR), "--config-name", "linear.yaml",
-                  f"pretrained_feature_extractor={ckpts[0]}", f"pretrain_method={method}",
+                  f"pretrained_feature_extractor='{ckpts[0]}'", f"pretrain_method={method}",
                   *small_run_overrides(fm_data, lin_dir))
     assert lin.returncode == 0, lin.stderr[-3000:]
     assert list((lin_dir / "linear").rglob("*.ckpt"))
@@ -194,7 +194,7 @@ def test_explicit_resume_from_checkpoint(tmp_path, fm_data):
     ckpt_path = next((tmp_path / "c_simclr").rglob("*.ckpt"))
     probe = _probe()
     trainer = run(_compose("c_simclr", [*over, "auto_resume.enabled=False",
-                                        f"+resume_from_checkpoint={ckpt_path}"]), [probe])
+                                        f"+resume_from_checkpoint='{ckpt_path}'"]), [probe])
     assert probe.global_step == 5 and trainer.global_step == 10
 
 
