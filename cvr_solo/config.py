@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cvr_solo.ceb.losses import B_VIEWS
@@ -19,6 +20,7 @@ __all__ = [
     "CEB_DEFAULTS",
     "ConfigError",
     "ceb_method_kwargs",
+    "shipped_config_dir",
     "validate_linear_cfg",
     "validate_pretrain_cfg",
 ]
@@ -212,3 +214,13 @@ def validate_linear_cfg(cfg: Any) -> None:
     _get(cfg, "backbone.name")
     _get(cfg, "data.val_path")
     _get(cfg, "pretrained_feature_extractor")
+
+
+def shipped_config_dir(kind: str, dataset: str) -> Path:
+    """scripts/<kind>/<dataset> as shipped: inside an installed wheel (cvr_solo/_scripts) or
+    in the source checkout an editable install points at."""
+    here = Path(__file__).resolve().parent
+    for root in (here / "_scripts", here.parent / "scripts"):
+        if (root / kind / dataset).is_dir():
+            return root / kind / dataset
+    raise FileNotFoundError(f"no shipped configs scripts/{kind}/{dataset}; pass --config-path")
