@@ -153,3 +153,15 @@ def test_relative_config_path_is_made_absolute(tmp_path, monkeypatch):
     out = cli._absolute_config_path(["--config-path", "scripts/x", "--config-path=rel", "a=b"])
     assert out == ["--config-path", str(tmp_path / "scripts/x"),
                    f"--config-path={tmp_path / 'rel'}", "a=b"]
+
+
+def test_data_subcommand_dispatches(tmp_path, capsys):
+    from cvr_solo.data.fashion_mnist import DEFAULT_SOURCE
+
+    if not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
+    out = tmp_path / "fm"
+    assert cli.main(["data", "fashion-mnist", "--out", str(out), "--subset", "20",
+                     "--no-progress"]) == 0
+    assert len(list((out / "train").rglob("*.png"))) == 20
+    assert cli.main(["data", "mnist", "--out", str(out)]) == 2

@@ -51,6 +51,7 @@ class Budget:
     pretrain_epochs: int
     linear_epochs: int
     batch_size: int
+    linear_batch_size: int
     device: str
     precision: str
     num_workers: int
@@ -59,13 +60,14 @@ class Budget:
 
 BUDGETS = {
     # all five methods end to end on 2 CPU cores in well under 30 minutes
-    "smoke": Budget(subset=1000, val_subset=500, pretrain_epochs=3, linear_epochs=3,
-                    batch_size=64, device="cpu", precision="32", num_workers=1, log_every=2),
+    "smoke": Budget(subset=2000, val_subset=500, pretrain_epochs=8, linear_epochs=10,
+                    batch_size=64, linear_batch_size=128, device="cpu", precision="32",
+                    num_workers=1, log_every=2),
     # the real comparison, for one GPU: all 60k/10k images, ResNet-18, 100 epochs, DALI when
     # installed
     "full": Budget(subset=None, val_subset=None, pretrain_epochs=100, linear_epochs=100,
-                   batch_size=256, device="cuda", precision="16-mixed", num_workers=8,
-                   log_every=20),
+                   batch_size=256, linear_batch_size=256, device="cuda", precision="16-mixed",
+                   num_workers=8, log_every=20),
 }
 
 
@@ -294,7 +296,9 @@ def _bench(args: argparse.Namespace) -> int:
         if lin_ckpt is None:
             bar.set_postfix_str(f"{label}: linear probe")
             steps = sorted({max(1, round(budget.linear_epochs * f)) for f in (0.6, 0.8)})
-            lin_over = [o for o in common if not o.startswith("data.train_path")]
+            lin_over = [o for o in common if not o.startswith(("data.train_path",
+                                                                 "optimizer.batch_size"))]
+            lin_over.append(f"optimizer.batch_size={budget.linear_batch_size}")
             lin_over += [f"data.train_path={_q(train_dir)}", f"data.val_path={_q(val_dir)}",
                          f"pretrained_feature_extractor={_q(ckpt)}",
                          f"pretrain_method={method}", f"name={_q(label + '-linear')}",

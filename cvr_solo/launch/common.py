@@ -75,6 +75,20 @@ def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float
                                   num_workers=cfg.data.num_workers)
 
 
+def dali_module() -> Any:
+    """solo-learn's DALI data module (solo.data.dali_dataloader), or a ConfigError saying how
+    to install DALI."""
+    from cvr_solo.config import ConfigError
+
+    try:
+        from solo.data import dali_dataloader
+    except ImportError as err:
+        raise ConfigError("data.format='dali' needs NVIDIA DALI: pip install "
+                          f"'cvr-solo[dali]' (nvidia-dali-cuda120); import failed: {err}"
+                          ) from None
+    return dali_dataloader
+
+
 @contextlib.contextmanager
 def _resume_keys(extra: Sequence[str]) -> Iterator[None]:
     saved = list(AutoResumer.SHOULD_MATCH)

@@ -21,7 +21,12 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_linear_cfg
-from cvr_solo.launch.common import build_trainer, classification_loaders, find_resume_checkpoint
+from cvr_solo.launch.common import (
+    build_trainer,
+    classification_loaders,
+    dali_module,
+    find_resume_checkpoint,
+)
 
 
 def load_backbone(cfg: DictConfig) -> nn.Module:
@@ -88,9 +93,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     train_loader, val_loader = classification_loaders(cfg, aug.crop_size, aug.mean, aug.std)
     data: dict[str, Any] = {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
     if cfg.data.format == "dali":
-        from solo.data.dali_dataloader import ClassificationDALIDataModule
-
-        dm = ClassificationDALIDataModule(
+        dm = dali_module().ClassificationDALIDataModule(
             dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
             val_data_path=cfg.data.val_path, num_workers=cfg.data.num_workers,
             batch_size=cfg.optimizer.batch_size, data_fraction=cfg.data.fraction,

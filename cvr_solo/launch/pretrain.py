@@ -20,7 +20,12 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
-from cvr_solo.launch.common import build_trainer, classification_loaders, find_resume_checkpoint
+from cvr_solo.launch.common import (
+    build_trainer,
+    classification_loaders,
+    dali_module,
+    find_resume_checkpoint,
+)
 from cvr_solo.registry import register
 
 
@@ -42,18 +47,11 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
             cfg, aug.crop_size, aug.get("mean", IMAGENET_DEFAULT_MEAN),
             aug.get("std", IMAGENET_DEFAULT_STD))
     if cfg.data.format == "dali":
-        try:
-            from solo.data.dali_dataloader import (
-                PretrainDALIDataModule,
-                build_transform_pipeline_dali,
-            )
-        except ImportError as err:
-            raise ConfigError("data.format='dali' needs NVIDIA DALI: pip install "
-                              "'cvr-solo[dali]' (nvidia-dali-cuda120)") from err
-        pipelines = [NCropAugmentation(build_transform_pipeline_dali(
+        dali = dali_module()
+        pipelines = [NCropAugmentation(dali.build_transform_pipeline_dali(
             cfg.data.dataset, aug, dali_device=cfg.dali.device), aug.num_crops)
             for aug in cfg.augmentations]
-        datamodule = PretrainDALIDataModule(
+        datamodule = dali.PretrainDALIDataModule(
             dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
             transforms=FullTransformPipeline(pipelines),
             num_large_crops=cfg.data.num_large_crops, num_small_crops=cfg.data.num_small_crops,

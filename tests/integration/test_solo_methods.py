@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -304,6 +305,7 @@ def test_bench_two_methods_end_to_end_and_resume(tmp_path, fm_data):
     args = ["bench", "--data", str(fm_data), "--methods", "byol,c_byol:beta=0.5",
             "--budget", "smoke", "--subset", "100", "--val-subset", "50",
             "--pretrain-epochs", "1", "--linear-epochs", "1", "--batch-size", "20",
+            "--linear-batch-size", "25",
             "--out", str(out), "--no-progress"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -338,3 +340,22 @@ def test_bench_two_methods_end_to_end_and_resume(tmp_path, fm_data):
     assert third.returncode == 0, third.stderr[-3000:]
     assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
     assert (out / "runs" / "byol" / "result.json").is_file()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available()
+                    or importlib.util.find_spec("nvidia.dali") is None,
+                    reason="needs a CUDA GPU and NVIDIA DALI (pip install 'cvr-solo[dali]')")
+def test_c_byol_with_dali_on_gpu(tmp_path, fm_data):
+    """data.format=dali through solo-learn's DALI module; images/s beside torchvision's."""
+    speeds = {}
+    for fmt in ("dali", "image_folder"):
+        over = [o.replace("accelerator=cpu", "accelerator=gpu")
+                for o in small_run_overrides(fm_data, tmp_path / fmt)]
+        proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name",
+                       "c_byol.yaml", *over, f"data.format={fmt}", "precision=16-mixed")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = _metrics(tmp_path / fmt / "c_byol")
+        ips = [float(r["train_images_per_sec"]) for r in rows if r.get("train_images_per_sec")]
+        assert ips and all(x > 0 for x in ips)
+        speeds[fmt] = sorted(ips)[len(ips) // 2]
+    print(f"c_byol images/s on GPU: {speeds}")
