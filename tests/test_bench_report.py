@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import pytest
 
@@ -122,3 +123,11 @@ def test_cost_and_curves_merge_launches(tmp_path):
     assert curves["loss"] == [3.0, 2.4, 2.0]  # the resumed launch wins at step 2
     assert curves["residual_above_floor"] == [8.0, 6.0, 5.0]
     json.dumps(curves)
+
+
+def test_moving_average_skips_missing_values():
+    from cvr_solo.bench.report import _moving_average
+
+    assert _moving_average([1.0, 3.0, None, 5.0], 2) == [1.0, 2.0, 3.0, 5.0]
+    assert _moving_average([None, 2.0], 3)[1] == 2.0
+    assert math.isnan(_moving_average([None], 3)[0])

@@ -22,6 +22,19 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+SMOOTH = 10
+
+
+def _moving_average(xs: Sequence[float | None], n: int = SMOOTH) -> list[float]:
+    """Trailing mean over up to n values (R is a one-sample estimate: +-sqrt((d-1)/2) nats)."""
+    vals = [math.nan if x is None else x for x in xs]
+    out = []
+    for i in range(len(vals)):
+        win = [v for v in vals[max(0, i - n + 1):i + 1] if not math.isnan(v)]
+        out.append(sum(win) / len(win) if win else math.nan)
+    return out
+
+
 def step_time_ratios(results: Sequence[dict[str, Any]]) -> dict[str, float]:
     """label -> step time / the step time of its baseline's first run (C-variants only)."""
     by_method: dict[str, float] = {}
@@ -82,9 +95,9 @@ def plot(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     ax1.set_xticks(list(xs), labels, rotation=20, ha="right")
     ax1.set_ylabel("linear probe top-1 (%)")
     ax1.set_title("Clean and corrupted accuracy")
-    ax1.legend(loc="lower right")
+    ax1.legend(loc="upper right")
     lo = min(min(r["mean_corruption"], r["clean"]) for r in results)
-    ax1.set_ylim(max(0, lo - 10), 100)
+    ax1.set_ylim(max(0, lo - 10), 105)
     for r in results:
         sev = r["severities"]
         mean_per_sev = [sum(v[i] for v in r["corruptions"].values()) / len(r["corruptions"])
@@ -119,7 +132,7 @@ def plot(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
         if c.get("loss"):
             ax1.plot(c["step"], c["loss"], label=r["label"])
         if c.get("residual_above_floor"):
-            ax2.plot(c["step"], c["residual_above_floor"], label=r["label"])
+            ax2.plot(c["step"], _moving_average(c["residual_above_floor"]), label=r["label"])
     ax1.set_xlabel("step")
     ax1.set_ylabel("loss term")
     ax1.set_yscale("log")
@@ -127,7 +140,7 @@ def plot(results: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     ax1.legend(fontsize=8)
     ax2.set_xlabel("step")
     ax2.set_ylabel("R - floor (nats)")
-    ax2.set_title("Residual information above its floor (C-variants)")
+    ax2.set_title(f"R above its floor (C-variants; mean of {SMOOTH} logged steps)")
     if ax2.lines:
         ax2.legend(fontsize=8)
     fig.tight_layout()

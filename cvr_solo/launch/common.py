@@ -6,9 +6,10 @@ import contextlib
 import inspect
 import os
 import secrets
+import sys
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,30 @@ def build_trainer(cfg: DictConfig, run_dir: str, run_id: str | None,
                   strategy=DDPStrategy(find_unused_parameters=False) if strategy == "ddp"
                   else strategy)
     return Trainer(**kwargs)
+
+
+def fit(cfg: DictConfig, model: Any, data: dict[str, Any], run_dir: str,
+        extra_callbacks: Sequence[Callback] = ()) -> Trainer:
+    """Resume if a matching checkpoint exists, build the Trainer, fit; returns the Trainer."""
+    ckpt_path, run_id = find_resume_checkpoint(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir, run_id, extra_callbacks)
+    trainer.fit(model, ckpt_path=ckpt_path, **data)
+    return trainer
+
+
+def hydra_entry(run: Callable[[DictConfig], Any], command: str) -> Callable[[], None]:
+    """The Hydra main of ``cvr-solo <command>``: config errors end the process with one
+    line on stderr and exit code 2, not a traceback."""
+    import hydra
+
+    from cvr_solo.config import ConfigError
+
+    @hydra.main(version_base="1.2", config_path=None)
+    def main(cfg: DictConfig) -> None:
+        try:
+            run(cfg)
+        except (ConfigError, FileNotFoundError) as err:
+            print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return main

@@ -10,11 +10,9 @@ would silently train a probe on random weights given a wrong checkpoint).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-import hydra
 import torch
 import torch.nn as nn
 from lightning.pytorch import Callback, seed_everything
@@ -22,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_linear_cfg
 from cvr_solo.launch.common import (
-    build_trainer,
     classification_loaders,
     dali_module,
-    find_resume_checkpoint,
+    fit,
+    hydra_entry,
 )
 
 
@@ -101,16 +99,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         dm.val_dataloader = lambda: val_loader
         data = {"datamodule": dm}
     run_dir = os.path.join(cfg.checkpoint.dir, "linear")
-    ckpt_path, run_id = find_resume_checkpoint(cfg, run_dir)
-    trainer = build_trainer(cfg, run_dir, run_id, extra_callbacks)
-    trainer.fit(model, ckpt_path=ckpt_path, **data)
-    return trainer
+    return fit(cfg, model, data, run_dir, extra_callbacks)
 
 
-@hydra.main(version_base="1.2", config_path=None)
-def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"cvr-solo linear: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+main = hydra_entry(run, "linear")

@@ -10,21 +10,19 @@ resume matching on method_kwargs, a CSV log and throughput/memory metrics.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-import hydra
 import torch
 from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
 from cvr_solo.launch.common import (
-    build_trainer,
     classification_loaders,
     dali_module,
-    find_resume_checkpoint,
+    fit,
+    hydra_entry,
 )
 from cvr_solo.registry import register
 
@@ -94,16 +92,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         model = model.to(memory_format=torch.channels_last)
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
-    ckpt_path, run_id = find_resume_checkpoint(cfg, run_dir)
-    trainer = build_trainer(cfg, run_dir, run_id, extra_callbacks)
-    trainer.fit(model, ckpt_path=ckpt_path, **data)
-    return trainer
+    return fit(cfg, model, data, run_dir, extra_callbacks)
 
 
-@hydra.main(version_base="1.2", config_path=None)
-def main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"cvr-solo pretrain: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+main = hydra_entry(run, "pretrain")

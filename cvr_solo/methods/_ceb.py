@@ -13,7 +13,12 @@ from cvr_solo.config import ceb_method_kwargs
 
 
 def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
-    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place."""
+    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place;
+    both methods take exactly two large crops (no multi-crop)."""
+    crops = (cfg.data.get("num_large_crops"), cfg.data.get("num_small_crops"))
+    if crops != (2, 0):
+        raise ValueError(f"{method} needs data.num_large_crops=2 and no small crops, got "
+                         f"{crops[0]} and {crops[1]}")
     mk = cfg.get("method_kwargs") or {}
     if isinstance(mk, omegaconf.DictConfig):
         mk = omegaconf.OmegaConf.to_container(mk, resolve=True)

@@ -66,9 +66,6 @@ class CBYOL(CEBMixin, BYOL):
         """Fills and checks the CEB keys, then BYOL's."""
         cfg = fill_ceb_cfg(cfg, "c_byol")
         cfg = super(CBYOL, CBYOL).add_and_assert_specific_cfg(cfg)
-        if cfg.data.num_large_crops != 2 or cfg.data.num_small_crops != 0:
-            raise ValueError("c_byol needs data.num_large_crops=2 and no small crops, got "
-                             f"{cfg.data.num_large_crops} and {cfg.data.num_small_crops}")
         return cfg
 
     @property

@@ -42,9 +42,6 @@ class CSimCLR(CEBMixin, SimCLR):
         """Fills and checks the CEB keys (deriving temperature = 1/kappa_b), then SimCLR's."""
         cfg = fill_ceb_cfg(cfg, "c_simclr")
         cfg = super(CSimCLR, CSimCLR).add_and_assert_specific_cfg(cfg)
-        if cfg.data.num_large_crops != 2 or cfg.data.num_small_crops != 0:
-            raise ValueError("c_simclr needs data.num_large_crops=2 and no small crops, got "
-                             f"{cfg.data.num_large_crops} and {cfg.data.num_small_crops}")
         return cfg
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
