@@ -135,6 +135,52 @@ def _wood_cosine(n: int, d: int, kappa: float, device: torch.device) -> tuple[to
     return 1 - one_m_w, one_m_w
 
 
+def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of two (n, d) tensors as a batched matmul: unlike
+    ``(a * b).sum(1)`` (and ``vecdot`` on CPU) it allocates no n x d temporary."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(a.shape[0])
+
+
+class _HouseholderSample(torch.autograd.Function):
+    """z = H(mu) z0 for z0 = [w, sqrt(1 - w^2) v], v uniform on S^{d-2}, with one n x d buffer.
+
+    H is the reflection that maps e_1 onto mu: z = z0 - c (e_1 - mu) with
+    c = 2 z0^T(e_1 - mu) / ‖e_1 - mu‖², evaluated without cancellation as
+    z0^T(e_1 - mu) = w (1 - mu_1) - g^T mu (g = the tangent part of z0) and
+    ‖e_1 - mu‖² = (1 - mu_1)² + ‖mu_{2:d}‖². Rows with mu == e_1 (‖e_1 - mu‖² <= 1e-12)
+    keep z = z0, c = 0. With w and g fixed, dz/dmu = c I + (mu - e_1) dc/dmu^T and
+    dc/dmu = -2 z / ‖e_1 - mu‖², so the backward pass needs only z itself:
+    dL/dmu = c dL/dz - (2 (dL/dz)^T (mu - e_1) / ‖e_1 - mu‖²) z.
+    """
+
+    @staticmethod
+    def forward(ctx, mu: torch.Tensor, w: torch.Tensor, one_m_w: torch.Tensor
+                ) -> torch.Tensor:
+        f64 = torch.float64
+        z = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
+        z[:, 0] = 0
+        scale = torch.sqrt(one_m_w * (1 + w)) / torch.linalg.vector_norm(z, dim=1).to(f64)
+        z.mul_(scale.to(z.dtype).unsqueeze(1))  # z = g, the tangent part of z0
+        one_m_mu1 = 1 - mu[:, 0].to(f64)
+        den = one_m_mu1.square() + torch.linalg.vector_norm(mu[:, 1:], dim=1).to(f64).square()
+        ok = den > 1e-12
+        num = w * one_m_mu1 - _rowdot(z, mu).to(f64)
+        c = torch.where(ok, 2 * num / den.clamp_min(1e-12), torch.zeros_like(den))
+        z.addcmul_(c.to(z.dtype).unsqueeze(1), mu)
+        z[:, 0] += (w - c).to(z.dtype)
+        ctx.save_for_backward(z, mu, c, den, ok)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        z, mu, c, den, ok = ctx.saved_tensors
+        gc = (_rowdot(grad, mu) - grad[:, 0]).to(torch.float64)  # dL/dc
+        a = torch.where(ok, 2 * gc / den.clamp_min(1e-12), torch.zeros_like(den))
+        out = grad * c.to(grad.dtype).unsqueeze(1)
+        out.addcmul_(a.to(grad.dtype).unsqueeze(1), z, value=-1)
+        return out, None, None
+
+
 def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tuple = ()
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reparameterised draws z ~ vMF(loc, kappa) and their cosines w = loc^T z.
@@ -142,13 +188,7 @@ def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tupl
     Shapes: loc (*batch, d) -> z (*sample_shape, *batch, d), w (*sample_shape, *batch).
     w is exact (float64 from the rejection step, cast to z's dtype) and carries no gradient:
     with kappa fixed, log vMF(z; loc, kappa) = log C_d(kappa) + kappa w does not depend on loc.
-
-    z0 = [w, sqrt(1 - w^2) v] with v uniform on S^{d-2}; the Householder reflection with
-    u = (e_1 - mu)/‖e_1 - mu‖ maps e_1 onto mu: z = z0 - c (e_1 - mu), c = 2 z0^T(e_1 - mu) /
-    ‖e_1 - mu‖², evaluated without forming u and without cancellation as
-    z0^T(e_1 - mu) = w (1 - mu_1) - sqrt(1 - w^2) v^T mu and
-    ‖e_1 - mu‖² = (1 - mu_1)² + ‖mu_{2:d}‖². Gradients reach mu through c and c mu. Where
-    mu == e_1 (‖e_1 - mu‖ <= 1e-6) the reflection is undefined and z = z0 is used.
+    z depends on loc only through the Householder reflection (:class:`_HouseholderSample`).
     16-bit locs are sampled in float32 and z is returned in float32.
     """
     check_features("loc", loc, ndim=None)
@@ -157,22 +197,9 @@ def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tupl
     dtype = torch.float32 if loc.dtype in (torch.float16, torch.bfloat16) else loc.dtype
     shape = torch.Size(sample_shape) + loc.shape
     n = math.prod(shape[:-1])
-    f64 = torch.float64
-    with torch.no_grad():
-        w, one_m_w = _wood_cosine(n, d, kappa, loc.device)
-        g = torch.randn(n, d, dtype=dtype, device=loc.device)
-        g[:, 0] = 0
-        # g becomes sqrt(1 - w^2) v: the tangent part of z0 (z0 = g + w e_1)
-        scale = torch.sqrt(one_m_w * (1 + w)) / torch.linalg.vector_norm(g, dim=1).to(f64)
-        g.mul_(scale.to(dtype).unsqueeze(1))
+    w, one_m_w = _wood_cosine(n, d, kappa, loc.device)
     mu = loc.to(dtype).expand(shape).reshape(n, d)
-    mu1 = mu[:, 0].to(f64)
-    one_m_mu1 = 1 - mu1
-    den = one_m_mu1.square() + torch.linalg.vector_norm(mu[:, 1:], dim=1).to(f64).square()
-    num = w * one_m_mu1 - torch.linalg.vecdot(g, mu).to(f64)
-    c = torch.where(den > 1e-12, 2 * num / den.clamp_min(1e-12), torch.zeros_like(den))
-    z = torch.addcmul(g, c.to(dtype).unsqueeze(1), mu)
-    z[:, 0] += (w - c).to(dtype)
+    z = _HouseholderSample.apply(mu, w, one_m_w)
     return z.reshape(shape), w.to(dtype).reshape(shape[:-1])
 
 
