@@ -278,8 +278,9 @@ def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, 
 
 @pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
                     reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
-                           "unmodified main_pretrain.py with method=c_byol")
-def test_solo_learns_own_main_pretrain_accepts_c_byol(tmp_path, fm_data):
+                           "unmodified main_pretrain.py with method=c_byol (and, on a GPU, "
+                           "main_knn.py on the checkpoint)")
+def test_solo_learns_own_main_pretrain_and_main_knn_take_c_byol(tmp_path, fm_data):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
     over = [o for o in small_run_overrides(fm_data, tmp_path)
             if "enable_progress_bar" not in o]
@@ -289,6 +290,9 @@ def test_solo_learns_own_main_pretrain_accepts_c_byol(tmp_path, fm_data):
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = next((tmp_path / "c_byol").rglob("*.ckpt"))
+    # main_knn.py / main_umap.py load checkpoints as METHODS[method].load_from_checkpoint(
+    # ckpt, strict=False, cfg=args.json) in a fresh process; both move data to CUDA, so the
+    # scripts themselves run only on a GPU machine.
     knn = subprocess.run([sys.executable, "-W", "ignore", "-c",
                           "import json, sys; from omegaconf import OmegaConf; "
                           "from solo.methods import METHODS; p = sys.argv[1]; "
@@ -298,6 +302,19 @@ def test_solo_learns_own_main_pretrain_accepts_c_byol(tmp_path, fm_data):
                           str(ckpt), str(ckpt.parent / "args.json")],
                          capture_output=True, text=True, timeout=300)
     assert knn.stdout.strip().splitlines()[-1] == "CBYOL", knn.stderr[-2000:]
+    if not torch.cuda.is_available():
+        return
+    knn = subprocess.run([sys.executable, str(src / "main_knn.py"),
+                          "--pretrained_checkpoint_dir", str(ckpt.parent),
+                          "--dataset", "custom", "--train_data_path", str(fm_data / "train"),
+                          "--val_data_path", str(fm_data / "val"), "--batch_size", "50",
+                          "--num_workers", "0", "--k", "5", "--temperature", "0.1",
+                          "--distance_function", "cosine", "--feature_type", "backbone",
+                          "projector"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert knn.returncode == 0, knn.stderr[-3000:]
+    results = [line for line in knn.stdout.splitlines() if line.startswith("Result: acc@1=")]
+    assert len(results) == 2, knn.stdout[-2000:]
 
 
 def test_bench_two_methods_end_to_end_and_resume(tmp_path, fm_data):
