@@ -34,6 +34,7 @@ def _worker(rank: int, out_dir: str) -> None:
         torch.save({"loss": out.loss.detach(), "g1": a.grad, "g2": b.grad,
                     "i_yz": out.i_yz, "residual": out.residual},
                    os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while the other still talks to it
     finally:
         dist.destroy_process_group()
 

@@ -75,13 +75,30 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+class _AllGather(torch.autograd.Function):
+    """Concatenated rows of every rank; the backward sums each rank's gradient of the
+    concatenation (all-reduce) and returns this rank's rows. (torch's differentiable
+    ``torch.distributed.nn.functional.all_gather`` is deprecated as of torch 2.14.)"""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def _gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All ranks' rows of x (differentiable) and this rank's row offset."""
+    """All ranks' rows of x (differentiable; equal row counts) and this rank's row offset."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x), dim=0), dist.get_rank() * x.shape[0]
+    return _AllGather.apply(x), dist.get_rank() * x.shape[0]
 
 
 @dataclass(frozen=True)
