@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from cvr_solo.ceb._checks import check_dim, check_features, check_positive, check_same_shape
-from cvr_solo.ceb.vmf import _log_normalizer, _mean_resultant_length, vmf_kl
+from cvr_solo.ceb.vmf import _mean_resultant_length, vmf_kl
 
 __all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound", "residual_floor"]
 
@@ -38,10 +38,8 @@ def embedding_distance_from_kl(kl: torch.Tensor, d: int, kappa_e: float,
     d = check_dim("d", d)
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
-    a_e = _mean_resultant_length(d, kappa_e)
-    floor = (kappa_e - kappa_b) * a_e + _log_normalizer(d, kappa_e) - _log_normalizer(d,
-                                                                                        kappa_b)
-    sq = 2 * (kl - floor) / (kappa_b * a_e)
+    sq = 2 * (kl - residual_floor(d, kappa_e, kappa_b)) / (
+        kappa_b * _mean_resultant_length(d, kappa_e))
     return sq.clamp_min(0).sqrt()
 
 
