@@ -260,7 +260,16 @@ def _bench(args: argparse.Namespace) -> int:
               "methods": args.methods, "augmentations": args.augmentations,
               "data": str(args.data), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "command": "cvr-solo bench " + shlex.join(args.argv)}
-    (out / "bench.json").write_text(json.dumps(header, indent=2))
+    previous = out / "bench.json"
+    if previous.is_file():  # finished runs are reused: only under the very same settings
+        old = json.loads(previous.read_text())
+        fixed = [k for k in header if k not in ("command", "methods", "machine")]
+        changed = [k for k in fixed if old.get(k) != header[k]]
+        if changed:
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in changed)
+            raise ValueError(f"--out {out} holds runs made with other settings ({diff}); "
+                             "give another --out")
+    previous.write_text(json.dumps(header, indent=2))
 
     from cvr_solo.bench.evaluate import evaluate_run, load_image_folder
 

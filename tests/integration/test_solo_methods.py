@@ -358,6 +358,12 @@ def test_bench_two_methods_end_to_end_and_resume(tmp_path, fm_data):
     assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
     assert (out / "runs" / "byol" / "result.json").is_file()
 
+    # finished runs are never reused under another budget
+    other = run_cli(*[("2" if a == "1" and args[i - 1] == "--pretrain-epochs" else a)
+                      for i, a in enumerate(args)])
+    assert other.returncode == 2
+    assert "holds runs made with other settings (pretrain_epochs: 1 -> 2)" in other.stderr
+
 
 @pytest.mark.skipif(not torch.cuda.is_available()
                     or importlib.util.find_spec("nvidia.dali") is None,
