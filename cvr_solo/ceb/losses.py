@@ -148,7 +148,7 @@ def c_simclr_loss(
     check_features("r1", r1)
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
-    b, d = r1.shape
+    b = r1.shape[0]
     with torch.autocast(r1.device.type, enabled=False):
         r1 = F.normalize(_upcast(r1), dim=-1)
         r2 = F.normalize(_upcast(r2), dim=-1)
@@ -160,9 +160,8 @@ def c_simclr_loss(
             anchors, cos_e = vmf_rsample(anchors_mu, kappa_e)
         else:
             anchors, cos_e = anchors_mu, torch.ones(2 * b, dtype=r1.dtype, device=r1.device)
-        positives = torch.cat([r2, r1])
-        residual = (_log_normalizer(d, kappa_e) - _log_normalizer(d, kappa_b)
-                    + kappa_e * cos_e - kappa_b * (anchors * positives).sum(-1))
+        residual = residual_information(anchors, anchors_mu, torch.cat([r2, r1]), kappa_e,
+                                        kappa_b, e_cos=cos_e)
 
         # candidates: [all r1 ; all r2]; anchor i of x->y has its positive at n + offset + i
         # and itself at offset + i; y->x the other way round.
