@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cvr_solo.catalog import METHODS
 from cvr_solo.ceb.losses import B_VIEWS
 from cvr_solo.ceb.schedules import BETA_SCHEDULES
 
@@ -20,6 +21,8 @@ __all__ = [
     "CEB_DEFAULTS",
     "ConfigError",
     "ceb_method_kwargs",
+    "check_backbone",
+    "check_two_crops",
     "shipped_config_dir",
     "validate_linear_cfg",
     "validate_pretrain_cfg",
@@ -30,24 +33,18 @@ class ConfigError(ValueError):
     """A configuration value is missing or out of range."""
 
 
-#: Published CEB settings (Lee et al. 2021): C-SimCLR kappa_e = 1024, C-BYOL kappa_e = 16384,
-#: kappa_b = 10, beta = 1; C-BYOL w = 2 (1000 epochs; 5 for 300) with the backward encoder
-#: Linear(4096)-BN-ReLU-Linear(256).
+#: CEB settings of the compressed variants (Lee et al. 2021). C-SimCLR: the published
+#: kappa_e = 1024, kappa_b = 10, beta = 1. C-BYOL: the published kappa_e = 16384, kappa_b = 10
+#: and the public release's pairing (b_view="same"); its loss scale is solo-learn's BYOL's
+#: (w = 1: solo-learn's BYOL loss is 2 - 2cos per direction) with beta = 0.5, which keeps the
+#: published beta / w = 1 / 2 (1000-epoch runs), so C-BYOL differs from BYOL only in the CEB
+#: terms. The release's absolute scale is w = 2, beta = 1 (w = 5 for 300 epochs).
 CEB_DEFAULTS: dict[str, dict[str, Any]] = {
     "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
                  "beta_warmup_epochs": 0, "lipschitz_diagnostic": True},
-    "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
-               "beta_warmup_epochs": 0, "w": 2.0, "b_view": "other", "b_hidden_dim": 4096},
+    "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "beta_schedule": "constant",
+               "beta_warmup_epochs": 0, "w": 1.0, "b_view": "same", "b_hidden_dim": 4096},
 }
-
-#: method_kwargs of solo-learn's baselines (and so of their compressed variants).
-BASE_KWARGS: dict[str, tuple[str, ...]] = {
-    "simclr": ("proj_hidden_dim", "proj_output_dim", "temperature"),
-    "byol": ("proj_hidden_dim", "proj_output_dim", "pred_hidden_dim"),
-    "barlow_twins": ("proj_hidden_dim", "proj_output_dim", "lamb", "scale_loss"),
-}
-BASELINE_OF = {"c_simclr": "simclr", "c_byol": "byol"}
-KNOWN_METHODS = ("simclr", "byol", "barlow_twins", "c_simclr", "c_byol")
 
 DATASETS = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom")
 DATA_FORMATS = ("image_folder", "dali", "h5")
@@ -90,8 +87,7 @@ def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
 
 
 def _check_base_kwargs(method: str, mk: Mapping) -> None:
-    base = BASELINE_OF.get(method, method)
-    for key in BASE_KWARGS[base]:
+    for key in METHODS[method].base_kwargs:
         if key in ("lamb", "scale_loss") and key not in mk:
             continue  # solo-learn fills Barlow Twins' defaults itself
         value = _get(mk, key) if key in mk else None
@@ -115,7 +111,7 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
     """
     _choice("method", method, tuple(CEB_DEFAULTS))
     mk = dict(method_kwargs or {})
-    allowed = set(BASE_KWARGS[BASELINE_OF[method]]) | set(CEB_DEFAULTS[method])
+    allowed = set(METHODS[method].base_kwargs) | set(CEB_DEFAULTS[method])
     for key in mk:
         if key not in allowed:
             raise ConfigError(f"method_kwargs.{key} is not a {method} setting; allowed: "
@@ -178,32 +174,69 @@ def _check_common(cfg: Any) -> None:
                           "rejects device lists and solo-learn scales the lr by len(devices)")
 
 
+#: solo-learn gives ResNets the small-image stem by itself for these data sets only.
+SMALL_STEM_DATASETS = ("cifar10", "cifar100")
+
+
+def check_backbone(cfg: Any) -> None:
+    """backbone.name is set; ``backbone.kwargs.small_stem``, if given, is a bool on a ResNet.
+
+    ``small_stem: true`` swaps the ResNet's ImageNet stem (7x7 stride-2 conv + max-pool) for
+    the small-image one solo-learn uses on CIFAR (3x3 stride-1 conv, no max-pool), for any
+    data set (see :mod:`cvr_solo.stem`).
+    """
+    name = _get(cfg, "backbone.name")
+    stem = _get(cfg, "backbone.kwargs.small_stem", None)
+    if stem is None:
+        return
+    if not isinstance(stem, bool):
+        raise ConfigError(f"backbone.kwargs.small_stem must be true or false, got {stem!r}")
+    if stem and not str(name).startswith("resnet"):
+        raise ConfigError(f"backbone.kwargs.small_stem=true needs a ResNet backbone (resnet18, "
+                          f"resnet50), got backbone.name={name!r}")
+    dataset = _get(cfg, "data.dataset", None)
+    if not stem and dataset in SMALL_STEM_DATASETS:
+        raise ConfigError(f"backbone.kwargs.small_stem=false cannot apply to data.dataset="
+                          f"{dataset!r}: solo-learn always gives ResNets the small-image stem "
+                          "there; remove the key")
+
+
+def check_two_crops(method: str, augmentations: Any) -> None:
+    """The rule for solo-learn's two-view methods (SimCLR, BYOL, Barlow Twins and their
+    C-variants as shipped): exactly two crops of one size, summed over the pipelines.
+
+    Raises:
+        ConfigError: naming the pipelines' crop sizes when the rule does not hold.
+    """
+    if (not isinstance(augmentations, Sequence) or isinstance(augmentations, str)
+            or not augmentations):
+        raise ConfigError("augmentations must be a non-empty list of pipelines, got "
+                          f"{augmentations!r}")
+    crops = []
+    for i, aug in enumerate(augmentations):
+        size = _number(f"augmentations[{i}].crop_size", _get(aug, "crop_size"), low=1,
+                       integer=True)
+        n = _number(f"augmentations[{i}].num_crops", _get(aug, "num_crops"), low=1,
+                    integer=True)
+        crops += [size] * n
+    if method in METHODS and (len(crops) != 2 or crops[0] != crops[1]):
+        raise ConfigError(f"{method} needs exactly 2 crops of one size (num_crops summed over "
+                          f"augmentations), got sizes {crops}")
+
+
 def validate_pretrain_cfg(cfg: Any) -> None:
     """Checks a composed pretrain config (DictConfig or dict) before solo-learn sees it."""
     method = _get(cfg, "method")
     if not isinstance(method, str) or not method:
         raise ConfigError(f"method must be a method name, got {method!r}")
     _check_common(cfg)
-    _get(cfg, "backbone.name")
-    augs = _get(cfg, "augmentations")
-    if not isinstance(augs, Sequence) or isinstance(augs, str) or not augs:
-        raise ConfigError("augmentations must be a non-empty list of pipelines, got "
-                          f"{augs!r}")
-    crops = []
-    for i, aug in enumerate(augs):
-        size = _number(f"augmentations[{i}].crop_size", _get(aug, "crop_size"), low=1,
-                       integer=True)
-        n = _number(f"augmentations[{i}].num_crops", _get(aug, "num_crops"), low=1,
-                    integer=True)
-        crops += [size] * n
-    if method in KNOWN_METHODS and (len(crops) != 2 or crops[0] != crops[1]):
-        raise ConfigError(f"{method} needs exactly 2 crops of one size (num_crops summed over "
-                          f"augmentations), got sizes {crops}")
+    check_backbone(cfg)
+    check_two_crops(method, _get(cfg, "augmentations"))
     if method in CEB_DEFAULTS:
         ceb_method_kwargs(method, _get(cfg, "method_kwargs", {}), _get(cfg, "max_epochs"))
-    elif method in BASE_KWARGS:
+    elif method in METHODS:
         _check_base_kwargs(method, _get(cfg, "method_kwargs", {}))
-    if method in ("byol", "c_byol"):
+    if METHODS.get(method) is not None and METHODS[method].momentum:
         for key in ("momentum.base_tau", "momentum.final_tau"):
             _number(key, _get(cfg, key, 0.99), low=0, high=1)
 
@@ -211,7 +244,7 @@ def validate_pretrain_cfg(cfg: Any) -> None:
 def validate_linear_cfg(cfg: Any) -> None:
     """Checks a composed linear-evaluation config before solo-learn sees it."""
     _check_common(cfg)
-    _get(cfg, "backbone.name")
+    check_backbone(cfg)
     _get(cfg, "data.val_path")
     _get(cfg, "pretrained_feature_extractor")
 

@@ -15,7 +15,8 @@ __all__ = ["register"]
 
 
 def register() -> dict[str, type]:
-    """Adds ``c_simclr`` and ``c_byol`` to ``solo.methods.METHODS``; idempotent.
+    """Adds ``c_simclr`` and ``c_byol`` to ``solo.methods.METHODS`` and lets solo-learn's
+    ResNets take ``backbone.kwargs.small_stem`` (:mod:`cvr_solo.stem`); idempotent.
 
     Raises :class:`cvr_solo.solo_env.SoloLearnUnavailableError` (with the fix) without a usable
     solo-learn, and RuntimeError if another class already holds one of the names.
@@ -24,6 +25,9 @@ def register() -> dict[str, type]:
 
     require_solo()
     registry = importlib.import_module("solo.methods").METHODS
+    from cvr_solo import stem
+
+    stem.install()
 
     from cvr_solo.methods import CVR_METHODS
 

@@ -50,8 +50,56 @@ def test_pretrain_config_composes_and_validates(dataset, method):
     assert cfg["wandb"]["enabled"] is False
     if method.startswith("c_"):
         mk = ceb_method_kwargs(method, cfg["method_kwargs"], cfg["max_epochs"])
-        assert mk["kappa_e"] == CEB_DEFAULTS[method]["kappa_e"]  # the published value
-        assert mk["beta"] == 1.0
+        assert {k: mk[k] for k in SHIPPED[method]} == SHIPPED[method]
+        if method == "c_byol":  # the published balance beta / w = 1 / 2 (w = 2, beta = 1)
+            assert mk["beta"] / mk["w"] == 0.5
+        else:  # kappa_b is 1/temperature of the baseline
+            assert mk["kappa_b"] * cfg["method_kwargs"]["temperature"] == pytest.approx(1.0)
+
+
+#: What every shipped C-config must hold, written out (Lee et al. 2021 and the release): not
+#: read from the code's defaults, so a changed default cannot pass unnoticed.
+SHIPPED = {
+    "c_simclr": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant"},
+    "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "w": 1.0, "b_view": "same",
+               "b_hidden_dim": 4096, "beta_schedule": "constant"},
+}
+
+
+def test_code_defaults_of_c_byol_are_the_release_pairing_at_solo_learns_loss_scale():
+    assert CEB_DEFAULTS["c_byol"] | SHIPPED["c_byol"] == CEB_DEFAULTS["c_byol"]
+    assert CEB_DEFAULTS["c_simclr"]["kappa_b"] == 10.0  # the paper's kappa_b (tau = 0.1)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fashion_mnist_configs_use_the_small_image_stem(method):
+    assert _compose("pretrain", "fashion-mnist", method)["backbone"]["kwargs"] == {
+        "small_stem": True}
+
+
+@pytest.mark.parametrize("dataset", ["cifar", "imagenet-100", "imagenet"])
+def test_other_datasets_leave_the_stem_to_solo_learn(dataset):
+    # cifar: solo-learn's own small stem; ImageNet(-100): 224 px, the ImageNet stem is right
+    cfg = _compose("pretrain", dataset, "c_byol")
+    assert "small_stem" not in (cfg["backbone"].get("kwargs") or {})
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"backbone": {"name": "vit_small", "kwargs": {"small_stem": True}}},
+     r"backbone.kwargs.small_stem=true needs a ResNet backbone .* got backbone.name="
+     r"'vit_small'"),
+    ({"backbone": {"name": "resnet18", "kwargs": {"small_stem": "yes"}}},
+     "backbone.kwargs.small_stem must be true or false, got 'yes'"),
+    ({"backbone": {"name": "resnet18", "kwargs": {"small_stem": False}},
+      "data": {"dataset": "cifar10"}},
+     "small_stem=false cannot apply to data.dataset='cifar10'"),
+])
+def test_bad_stem_settings_are_config_errors(change, match):
+    cfg = _compose("pretrain", "fashion-mnist", "simclr")
+    for key, sub in change.items():
+        cfg[key].update(sub)
+    with pytest.raises(ConfigError, match=match):
+        validate_pretrain_cfg(cfg)
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

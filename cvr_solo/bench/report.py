@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: The baseline each compressed variant's cost is compared with.
-BASELINE_OF = {"c_simclr": "simclr", "c_byol": "byol"}
+from cvr_solo.catalog import BASELINE_OF
 
 COLUMNS = ("label", "method", "clean_acc1", "mean_corruption_acc1", "relative_drop",
            "knn_acc1", "images_per_sec", "step_time_ms", "step_time_ratio", "peak_mem_mib",

@@ -31,15 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-#: method name -> config file name in scripts/pretrain/<dataset>/
-CONFIG_NAME = {"simclr": "simclr", "c_simclr": "c_simclr", "byol": "byol", "c_byol": "c_byol",
-               "barlow_twins": "barlow", "barlow": "barlow"}
-METHOD_OF_CONFIG = {"barlow": "barlow_twins"}
-#: the logged term comparable across a baseline and its C-variant: NT-Xent and C-SimCLR's
-#: contrastive cross-entropy; BYOL's and C-BYOL's (unweighted) regression; Barlow's own loss
-LOSS_KEY = {"simclr": "train_nce_loss_step", "c_simclr": "train_contrastive_step",
-            "byol": "train_neg_cos_sim_step", "c_byol": "train_neg_cos_sim_step",
-            "barlow_twins": "train_barlow_loss_step"}
+from cvr_solo.catalog import CEB_METHODS, METHODS, lookup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,17 +68,18 @@ def parse_methods(spec: str) -> list[tuple[str, str, dict[str, str]]]:
     out = []
     for item in filter(None, (s.strip() for s in spec.split(","))):
         name, _, kw = item.partition(":")
-        if name not in CONFIG_NAME:
-            raise ValueError(f"--methods: unknown method {name!r}; one of "
-                             f"{', '.join(sorted(set(CONFIG_NAME) - {'barlow'}))}")
+        try:
+            info = lookup(name)
+        except KeyError as err:
+            raise ValueError(f"--methods: {err.args[0]}") from None
         kwargs = {}
         for pair in filter(None, kw.split("+")):
             key, eq, value = pair.partition("=")
             if not eq or not key:
                 raise ValueError(f"--methods: {item!r}: overrides are key=value joined by '+'")
             kwargs[key] = value
-        method = METHOD_OF_CONFIG.get(name, name)
-        if kwargs and not method.startswith("c_"):
+        method = info.name
+        if kwargs and method not in CEB_METHODS:
             raise ValueError(f"--methods: {item!r}: only c_simclr/c_byol take CEB overrides")
         out.append((item.replace(":", "@").replace("+", "_"), method, kwargs))
     labels = [label for label, _, _ in out]
@@ -169,7 +162,7 @@ def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, 
             "peak_rss_mib": max(col("peak_rss_mib"), default=None),
             "peak_gpu_mem_mib": max(col("peak_gpu_mem_mib"), default=None)}
     by_step: dict[int, dict[str, float]] = {}
-    keys = {"loss": LOSS_KEY[method], "residual": "train_residual_step",
+    keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
             "residual_above_floor": "train_residual_above_floor_step"}
     for r in rows:
         for name, key in keys.items():
@@ -293,7 +286,7 @@ def _bench(args: argparse.Namespace) -> int:
         t0 = time.time()
         if ckpt is None:
             bar.set_postfix_str(f"{label}: pretraining")
-            _cli("pretrain", config_dir, f"{CONFIG_NAME[method]}.yaml",
+            _cli("pretrain", config_dir, f"{METHODS[method].config}.yaml",
                  [*over, "data.val_path=null", f"checkpoint.dir={_q(pre_root)}",
                   f"max_epochs={budget.pretrain_epochs}",
                   f"++scheduler.warmup_epochs={warmup}"], run_dir / "pretrain.log")

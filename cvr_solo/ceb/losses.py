@@ -210,7 +210,7 @@ def c_byol_loss(
     kappa_b: float = 10.0,
     beta: float = 1.0,
     w: float = 2.0,
-    b_view: str = "other",
+    b_view: str = "same",
     e_cos: Sequence[torch.Tensor] | None = None,
 ) -> CBYOLLossOutput:
     """C-BYOL: BYOL's regression with weight w plus beta times the residual of both views.
@@ -223,11 +223,13 @@ def c_byol_loss(
         loss = mean_i  w ‖p̂1 - t̂2‖² + w ‖p̂2 - t̂1‖² + beta (R(v1) + R(v2)),
         R(v) = log vMF(z[v]; mu_e[v], kappa_e) - log vMF(z[v]; mu_b[v'], kappa_b),
 
-    with v' the other view when ``b_view="other"`` (y = the other view, the CEB definition)
-    and v' = v when ``b_view="same"`` (the public TF release). w plays kappa_d/2: w ‖p̂ - t̂‖²
-    is -log vMF(t̂; p̂, 2w) up to a constant. ``e_cos``: the cosines from
-    :func:`vmf_rsample` (exact log e). Published: kappa_e = 16384, kappa_b = 10, beta = 1,
-    w = 2 (1000 epochs) or 5 (300 epochs).
+    with v' = v when ``b_view="same"`` (the public TF release, whose second pass swaps the
+    views; it produced the published numbers, so it is the default) and v' the other view
+    when ``b_view="other"`` (y = the other view, the CEB definition read literally).
+    w plays kappa_d/2: w ‖p̂ - t̂‖² is -log vMF(t̂; p̂, 2w) up to a constant. ``e_cos``: the
+    cosines from :func:`vmf_rsample` (exact log e). Published: kappa_e = 16384, kappa_b = 10,
+    beta = 1, w = 2 (1000 epochs) or 5 (300 epochs); the solo-learn method runs at w = 1,
+    beta = 0.5 (:data:`cvr_solo.config.CEB_DEFAULTS`).
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)

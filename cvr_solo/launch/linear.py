@@ -18,7 +18,7 @@ import torch.nn as nn
 from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from cvr_solo.config import ConfigError, validate_linear_cfg
+from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
 from cvr_solo.launch.common import (
     classification_loaders,
     dali_module,
@@ -29,16 +29,17 @@ from cvr_solo.launch.common import (
 
 def load_backbone(cfg: DictConfig) -> nn.Module:
     """solo-learn's backbone for cfg.backbone with the ``backbone.*`` weights of
-    cfg.pretrained_feature_extractor; every backbone tensor must be in the checkpoint."""
+    cfg.pretrained_feature_extractor; every backbone tensor must be in the checkpoint.
+
+    A ResNet gets the stem the checkpoint was trained with (read off its conv1): when
+    ``backbone.kwargs.small_stem`` is unset it follows the checkpoint, when set it must agree.
+    """
     from solo.methods.base import BaseMethod
 
-    backbone = BaseMethod._BACKBONES[cfg.backbone.name](method=cfg.pretrain_method,
-                                                         **cfg.backbone.kwargs)
-    if cfg.backbone.name.startswith("resnet"):
-        backbone.fc = nn.Identity()
-        if cfg.data.dataset in ("cifar10", "cifar100"):
-            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
-            backbone.maxpool = nn.Identity()
+    from cvr_solo.registry import register
+    from cvr_solo.stem import checkpoint_has_small_stem
+
+    register()  # solo-learn's ResNets take backbone.kwargs.small_stem
     path = str(cfg.pretrained_feature_extractor)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained_feature_extractor: no file {path}")
@@ -46,12 +47,35 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     if not weights:
         raise ConfigError(f"pretrained_feature_extractor: {path} has no backbone.* weights")
+    kwargs = dict(cfg.backbone.get("kwargs") or {})
+    is_resnet = cfg.backbone.name.startswith("resnet")
+    cifar = cfg.data.dataset in SMALL_STEM_DATASETS
+    trained_small = checkpoint_has_small_stem(weights, prefix="")
+    if is_resnet and not cifar and trained_small is not None:
+        asked = kwargs.get("small_stem")
+        if asked is not None and bool(asked) != trained_small:
+            raise ConfigError(
+                f"backbone.kwargs.small_stem={asked} does not fit pretrained_feature_extractor "
+                f"{path}: it was trained with the {_stem_name(trained_small)} stem; set "
+                f"backbone.kwargs.small_stem={str(trained_small).lower()} or leave it unset")
+        kwargs["small_stem"] = trained_small
+    backbone = BaseMethod._BACKBONES[cfg.backbone.name](method=cfg.pretrain_method, **kwargs)
+    if is_resnet:
+        backbone.fc = nn.Identity()
+        if cifar:
+            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
+            backbone.maxpool = nn.Identity()
     result = backbone.load_state_dict(weights, strict=False)
     if result.missing_keys:
         raise ConfigError(f"pretrained_feature_extractor: {path} does not fit backbone "
                           f"{cfg.backbone.name} (data.dataset={cfg.data.dataset}); missing "
                           f"{len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
     return backbone
+
+
+def _stem_name(small: bool) -> str:
+    return ("small-image (3x3 stride-1 conv1, no max-pool)" if small
+            else "ImageNet (7x7 stride-2 conv1 + max-pool)")
 
 
 def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:

@@ -9,16 +9,13 @@ import torch
 
 from cvr_solo.ceb.diagnostics import residual_floor
 from cvr_solo.ceb.schedules import beta_at
-from cvr_solo.config import ceb_method_kwargs
+from cvr_solo.config import ceb_method_kwargs, check_two_crops
 
 
 def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
-    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place;
-    both methods take exactly two large crops (no multi-crop)."""
-    crops = (cfg.data.get("num_large_crops"), cfg.data.get("num_small_crops"))
-    if crops != (2, 0):
-        raise ValueError(f"{method} needs data.num_large_crops=2 and no small crops, got "
-                         f"{crops[0]} and {crops[1]}")
+    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place,
+    after :func:`cvr_solo.config.check_two_crops` on cfg.augmentations (no multi-crop)."""
+    check_two_crops(method, cfg.get("augmentations"))
     mk = cfg.get("method_kwargs") or {}
     if isinstance(mk, omegaconf.DictConfig):
         mk = omegaconf.OmegaConf.to_container(mk, resolve=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from cvr_solo.stem import has_small_stem
+
 from .helpers import LINEAR, PRETRAIN, REPO, run_cli, small_run_overrides
 
 METHOD_RUNS = [
@@ -104,13 +106,25 @@ def test_pretrain_linear_and_knn_load(tmp_path, fm_data, label, method, extra):
         assert torch.equal(v, state[k]), k
     if label.startswith("c_byol"):
         assert model.b_view == label.split("-")[1]
+    # the shipped Fashion-MNIST configs train with the small-image stem, online and momentum
+    assert args["backbone"]["kwargs"] == {"small_stem": True}
+    backbones = ["backbone", *(["momentum_backbone"] if hasattr(model, "momentum_backbone")
+                               else [])]
+    assert backbones == (["backbone", "momentum_backbone"] if method in ("byol", "c_byol")
+                         else ["backbone"])
+    for name in backbones:
+        assert state[f"{name}.conv1.weight"].shape == (64, 3, 3, 3), name
+        assert has_small_stem(getattr(model, name)), name
 
     lin_dir = tmp_path / "linear-models"
     lin = run_cli("linear", "--config-path", str(LINEAR), "--config-name", "linear.yaml",
                   f"pretrained_feature_extractor='{ckpts[0]}'", f"pretrain_method={method}",
                   *small_run_overrides(fm_data, lin_dir))
     assert lin.returncode == 0, lin.stderr[-3000:]
-    assert list((lin_dir / "linear").rglob("*.ckpt"))
+    lin_ckpts = list((lin_dir / "linear").rglob("*.ckpt"))
+    assert lin_ckpts
+    lin_state = torch.load(lin_ckpts[0], map_location="cpu", weights_only=False)["state_dict"]
+    assert torch.equal(lin_state["backbone.conv1.weight"], state["backbone.conv1.weight"])
     accs = [float(r["val_acc1"]) for r in _metrics(lin_dir / "linear") if r.get("val_acc1")]
     assert accs and 0 <= accs[-1] <= 100
 
@@ -123,6 +137,96 @@ def test_linear_rejects_a_checkpoint_without_the_backbone(tmp_path, fm_data):
                   *small_run_overrides(fm_data, tmp_path / "m"))
     assert lin.returncode == 2
     assert "has no backbone.* weights" in lin.stderr and "Traceback" not in lin.stderr
+
+
+@pytest.mark.parametrize("name", ["simclr", "c_simclr", "byol", "c_byol", "barlow"])
+def test_every_method_builds_the_small_stem_online_and_momentum(tmp_path, name):
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+
+    train = tmp_path / "train"
+    for c in range(3):
+        (train / f"class{c}").mkdir(parents=True)
+    cfg = _compose(name, [f"data.train_path={train}"])
+    OmegaConf.set_struct(cfg, False)
+    model = METHODS[cfg.method](parse_cfg(cfg))
+    assert has_small_stem(model.backbone)
+    if name in ("byol", "c_byol"):
+        assert has_small_stem(model.momentum_backbone)
+        online, momentum = model.backbone.state_dict(), model.momentum_backbone.state_dict()
+        assert online.keys() == momentum.keys()
+        assert [k for k in online if not torch.equal(online[k], momentum[k])] == []  # a copy
+    b = model.backbone.eval()
+    with torch.no_grad():  # a 32 px image keeps a 5x5 map at layer4 (1x1 with the big stem)
+        x = torch.zeros(1, 3, 32, 32)
+        h = b.layer4(b.layer3(b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(x))))))))
+    assert h.shape[-2:] == (5, 5)  # solo-learn's CIFAR stem pads by 2: 34 -> 17 -> 9 -> 5
+
+
+def test_c_byol_heads_are_the_release_layout(tmp_path):
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+
+    from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
+
+    train = tmp_path / "train"
+    for c in range(3):
+        (train / f"class{c}").mkdir(parents=True)
+    cfg = _compose("c_byol", [f"data.train_path={train}"])
+    OmegaConf.set_struct(cfg, False)
+    model = METHODS["c_byol"](METHODS["c_byol"].add_and_assert_specific_cfg(parse_cfg(cfg)))
+    assert (model.b_view, model.w, model.beta) == ("same", 1.0, 0.5)
+    assert isinstance(model.predictor, StochasticPredictor)
+    assert isinstance(model.backward_encoder, BackwardEncoder)
+    assert model.predictor.mlp[-1].bias is None and model.predictor.out.bias is None
+    assert model.backward_encoder.mlp[-1].bias is None
+    groups = {g["name"]: list(g["params"]) for g in model.learnable_params}
+    ids = {name: {id(p) for p in ps} for name, ps in groups.items()}
+    assert {id(p) for p in model.predictor.parameters()} == ids["predictor"]
+    assert {id(p) for p in model.backward_encoder.parameters()} == ids["backward_encoder"]
+
+
+def _fake_checkpoint(path: Path, small: bool) -> Path:
+    from torchvision.models import resnet18
+
+    from cvr_solo.stem import use_small_stem
+
+    net = resnet18()
+    if small:
+        use_small_stem(net)
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in net.state_dict().items()
+                               if not k.startswith("fc.")}}, path)
+    return path
+
+
+def test_linear_refuses_a_stem_other_than_the_checkpoints(tmp_path, fm_data):
+    ckpt = _fake_checkpoint(tmp_path / "small.ckpt", small=True)
+    lin = run_cli("linear", "--config-path", str(LINEAR), "--config-name", "linear.yaml",
+                  f"pretrained_feature_extractor={ckpt}", "pretrain_method=byol",
+                  "++backbone.kwargs.small_stem=false",
+                  *small_run_overrides(fm_data, tmp_path / "m"))
+    assert lin.returncode == 2, lin.stderr[-3000:]
+    assert "backbone.kwargs.small_stem=False does not fit pretrained_feature_extractor" in (
+        lin.stderr) and "small-image (3x3 stride-1 conv1, no max-pool)" in lin.stderr
+    assert "Traceback" not in lin.stderr
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_loaders_build_the_stem_the_checkpoint_was_trained_with(tmp_path, small):
+    from omegaconf import OmegaConf
+
+    from cvr_solo.launch.linear import load_backbone
+
+    ckpt = _fake_checkpoint(tmp_path / "b.ckpt", small=small)
+    cfg = OmegaConf.create({"backbone": {"name": "resnet18", "kwargs": {}},
+                            "pretrain_method": "byol", "data": {"dataset": "custom"},
+                            "pretrained_feature_extractor": str(ckpt)})
+    backbone = load_backbone(cfg)
+    assert has_small_stem(backbone) is small
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    assert torch.equal(backbone.conv1.weight, state["backbone.conv1.weight"])
 
 
 def test_bad_ceb_value_fails_at_start_up_with_key_and_value(tmp_path, fm_data):
@@ -183,7 +287,7 @@ def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
 
     # a different beta is a different run: it must not resume from this one
     probe = _probe()
-    run(_compose("c_byol", [*over, "method_kwargs.beta=0.5"]), [probe])
+    run(_compose("c_byol", [*over, "method_kwargs.beta=0.25"]), [probe])
     assert probe.global_step == 0
 
 
@@ -215,7 +319,7 @@ def test_c_byol_target_branch_and_backward_encoder(tmp_path, fm_data):
             self.b_grads = [p.grad for p in pl_module.backward_encoder.parameters()]
             self.target_grads = [p.grad for _, m in pl_module.momentum_pairs
                                  for p in m.parameters()]
-            self.out_grads = [p.grad for p in pl_module.predictor_out.parameters()]
+            self.out_grads = [p.grad for p in pl_module.predictor.out.parameters()]
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             # callbacks run before the module's hook, which applies the EMA
@@ -280,16 +384,23 @@ def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, 
                     reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
                            "unmodified main_pretrain.py with method=c_byol (and, on a GPU, "
                            "main_knn.py on the checkpoint)")
-def test_solo_learns_own_main_pretrain_and_main_knn_take_c_byol(tmp_path, fm_data):
+@pytest.mark.parametrize("method", ["byol", "c_byol"])
+def test_solo_learns_own_main_pretrain_and_main_knn_take_c_byol(tmp_path, fm_data, method):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
     over = [o for o in small_run_overrides(fm_data, tmp_path)
             if "enable_progress_bar" not in o]
     proc = subprocess.run([sys.executable, str(src / "main_pretrain.py"), "--config-path",
-                           str(PRETRAIN), "--config-name", "c_byol.yaml", *over],
+                           str(PRETRAIN), "--config-name", f"{method}.yaml", *over],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = next((tmp_path / "c_byol").rglob("*.ckpt"))
+    ckpt = next((tmp_path / method).rglob("*.ckpt"))
+    # backbone.kwargs.small_stem reaches the baseline too, online and momentum backbone
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    for name in ("backbone", "momentum_backbone"):
+        assert state[f"{name}.conv1.weight"].shape == (64, 3, 3, 3), name
+    if method == "byol":
+        return
     # main_knn.py / main_umap.py load checkpoints as METHODS[method].load_from_checkpoint(
     # ckpt, strict=False, cfg=args.json) in a fresh process; both move data to CUDA, so the
     # scripts themselves run only on a GPU machine.

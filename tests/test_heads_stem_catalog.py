@@ -1,0 +1,93 @@
+"""C-BYOL's heads, the small-image stem and the methods table (no solo-learn needed)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from cvr_solo.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
+from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
+from cvr_solo.ceb.vmf import mean_resultant_length
+from cvr_solo.stem import checkpoint_has_small_stem, has_small_stem, use_small_stem
+
+
+def test_catalog_has_one_entry_per_method_and_variants_share_their_baselines_family():
+    assert list(METHODS) == ["simclr", "c_simclr", "byol", "c_byol", "barlow_twins"]
+    assert BASELINE_OF == {"c_simclr": "simclr", "c_byol": "byol"}
+    assert CEB_METHODS == ("c_simclr", "c_byol")
+    for variant, base in BASELINE_OF.items():
+        assert METHODS[variant].base_kwargs == METHODS[base].base_kwargs
+        assert METHODS[variant].momentum == METHODS[base].momentum
+    assert lookup("barlow").name == "barlow_twins"
+    with pytest.raises(KeyError, match="unknown method 'moco'"):
+        lookup("moco")
+
+
+def test_stochastic_predictor_samples_in_training_and_returns_the_mean_in_eval():
+    torch.manual_seed(0)
+    d, kappa = 64, 100.0
+    head = StochasticPredictor(d, 32, kappa_e=kappa)
+    y = torch.randn(512, d)
+    train = head.train()(y)
+    assert torch.allclose(train.mu_e.norm(dim=-1), torch.ones(512), atol=1e-5)
+    assert torch.allclose((train.mu_e * train.z).sum(-1), train.cos, atol=1e-5)
+    assert (train.cos < 1 - 1e-3).all()  # a draw, not the mean
+    # E[mu^T z] = A_d(kappa) for a vMF draw
+    assert train.cos.mean().item() == pytest.approx(mean_resultant_length(d, kappa), abs=0.01)
+    assert torch.allclose(train.p, head.out(train.z))
+    ev = head.eval()(y)
+    assert torch.equal(ev.z, ev.mu_e) and torch.equal(ev.cos, torch.ones(512))
+    assert torch.allclose(ev.p, head.out(ev.mu_e))
+
+
+def test_stochastic_predictor_mean_is_the_normalised_mlp_output_and_layers_are_bias_free():
+    head = StochasticPredictor(16, 8, kappa_e=10.0).eval()
+    y = torch.randn(4, 16)
+    mlp_out = head.mlp(y)
+    assert torch.allclose(head(y).mu_e, mlp_out / mlp_out.norm(dim=-1, keepdim=True))
+    assert head.mlp[-1].bias is None and head.out.bias is None
+    assert head.mlp[0].bias is not None  # only the last layer loses its bias (release)
+    with pytest.raises(ValueError, match="kappa_e"):
+        StochasticPredictor(16, 8, kappa_e=0.0)
+
+
+def test_backward_encoder_normalises_its_input_and_output_and_never_reaches_the_target():
+    torch.manual_seed(1)
+    b = BackwardEncoder(16, 8).eval()
+    t = torch.randn(4, 16, requires_grad=True)
+    mu_b = b(t)
+    assert torch.allclose(mu_b.norm(dim=-1), torch.ones(4), atol=1e-6)
+    assert torch.allclose(b(3.0 * t), mu_b, atol=1e-6)  # it sees l2norm(t)
+    mu_b.sum().backward()
+    assert t.grad is None  # the target branch stays gradient-free
+    assert all(p.grad is not None for p in b.parameters() if p.requires_grad)
+    assert b.mlp[-1].bias is None
+
+
+def test_small_stem_is_solo_learns_cifar_stem_and_keeps_spatial_resolution():
+    big, small = resnet18(), use_small_stem(resnet18())
+    assert not has_small_stem(big) and has_small_stem(small)
+    conv = small.conv1
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.bias) == ((3, 3), (1, 1),
+                                                                         (2, 2), None)
+    assert isinstance(small.maxpool, torch.nn.Identity)
+
+    def layer4_size(net: torch.nn.Module) -> tuple[int, int]:
+        net.eval()
+        with torch.no_grad():
+            h = net.maxpool(net.relu(net.bn1(net.conv1(torch.zeros(1, 3, 32, 32)))))
+            h = net.layer4(net.layer3(net.layer2(net.layer1(h))))
+        return tuple(h.shape[-2:])
+
+    assert layer4_size(big) == (1, 1) and layer4_size(small) == (5, 5)
+    with pytest.raises(TypeError, match="ResNet backbones only"):
+        use_small_stem(torch.nn.Linear(2, 2))
+
+
+def test_checkpoint_stem_is_read_off_conv1():
+    assert checkpoint_has_small_stem(
+        {f"backbone.{k}": v for k, v in use_small_stem(resnet18()).state_dict().items()})
+    assert checkpoint_has_small_stem(
+        {f"backbone.{k}": v for k, v in resnet18().state_dict().items()}) is False
+    assert checkpoint_has_small_stem({"classifier.weight": torch.zeros(2, 2)}) is None
