@@ -157,3 +157,12 @@ def test_gradcheck_at_the_published_kappa_float64():
         return vmf_rsample(F.normalize(loc, dim=-1), 16384.0)[0]
 
     assert torch.autograd.gradcheck(f, (mu0.clone().requires_grad_(),), eps=1e-6, atol=1e-5)
+
+
+def test_expand_keeps_the_distribution_unvalidated_and_the_entropy_dtype():
+    # a distribution built with validate_args=False may hold a loc off the sphere; expanding
+    # it must not start validating (nor raise)
+    loose = VonMisesFisher(2 * _unit(3, 8, seed=41), 10.0, validate_args=False)
+    wide = loose.expand((2, 3))
+    assert wide.batch_shape == (2, 3) and not wide._validate_args
+    assert wide.entropy().dtype == torch.float64 and wide.entropy().shape == (2, 3)
