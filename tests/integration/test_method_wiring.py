@@ -56,7 +56,8 @@ def _spied_step(model, monkeypatch):
 
     def loss_spy(*args, **kwargs):
         seen.update(inspect.signature(real_loss).bind(*args, **kwargs).arguments)
-        return real_loss(*args, **kwargs)
+        seen["output"] = real_loss(*args, **kwargs)
+        return seen["output"]
 
     def ri_spy(*args, **kwargs):
         ri_calls.append(inspect.signature(real_ri).bind(*args, **kwargs).arguments)
@@ -116,6 +117,21 @@ def test_training_samples_unit_mu_e_and_the_prediction_follows_the_sample(tmp_pa
         assert abs(cos.mean().item() - a_d) < 2e-3
         with torch.no_grad():
             assert torch.allclose(seen["p"][v], model.predictor.out(seen["z"][v]), atol=1e-5)
+
+
+def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, monkeypatch):
+    model = _c_byol(tmp_path)
+    logged: dict = {}
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
+    (_, views, _), seen, _ = _spied_step(model, monkeypatch)
+    out = seen["output"]
+    assert float(logged["train_c_byol_loss"]) == pytest.approx(float(out.loss))
+    assert float(logged["train_neg_cos_sim"]) == pytest.approx(float(out.regression))
+    assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
+    with torch.no_grad():  # z_std: per-feature std over the batch of the l2-normalised
+        z = torch.stack([model.projector(model.backbone(x)) for x in views])  # projections
+    expected = torch.nn.functional.normalize(z, dim=-1).std(dim=1).mean()
+    assert float(logged["train_z_std"]) == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_eval_uses_the_mean_and_train_draws_around_it(tmp_path):
