@@ -30,8 +30,9 @@ class _Method(CEBMixin):
         self.trainer = SimpleNamespace(estimated_stepping_batches=steps, global_step=0)
         self.logged: dict = {}
 
-    def log_dict(self, metrics, **_kwargs) -> None:
+    def log_dict(self, metrics, **kwargs) -> None:
         self.logged.update(metrics)
+        self.log_kwargs = kwargs
 
     def beta_at_step(self, step: int) -> float:
         self.trainer.global_step = step
@@ -79,3 +80,6 @@ def test_logged_residual_floor_is_the_spec_value(kappa_e, floor):
     assert m.logged["train_beta"] == 0.5
     assert float(m.logged["train_c_byol_loss"]) == 2.0
     assert float(m.logged["train_neg_cos_sim"]) == pytest.approx(0.7)
+    assert float(m.logged["train_z_std"]) == pytest.approx(0.1)
+    # epoch means (the benchmark reads them), averaged over ranks
+    assert m.log_kwargs == {"on_epoch": True, "sync_dist": True}

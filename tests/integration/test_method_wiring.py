@@ -70,6 +70,7 @@ def _spied_step(model, monkeypatch):
         warnings.simplefilter("ignore")
         loss = model.training_step(batch, 0)
     assert torch.isfinite(loss)
+    seen["total"] = loss
     return batch, seen, ri_calls
 
 
@@ -120,11 +121,23 @@ def test_training_samples_unit_mu_e_and_the_prediction_follows_the_sample(tmp_pa
 
 
 def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, monkeypatch):
+    import cvr_solo.methods.c_byol as c_byol
+
     model = _c_byol(tmp_path)
     logged: dict = {}
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
+    base = c_byol.BaseMomentumMethod.training_step
+    base_out: dict = {}
+
+    def base_spy(self, batch, batch_idx):
+        base_out.update(base(self, batch, batch_idx))
+        return base_out
+
+    monkeypatch.setattr(c_byol.BaseMomentumMethod, "training_step", base_spy)
     (_, views, _), seen, _ = _spied_step(model, monkeypatch)
     out = seen["output"]
+    # the step returns the C-BYOL loss plus the online and momentum classifiers' losses
+    assert float(seen["total"]) == pytest.approx(float(out.loss + base_out["loss"]))
     assert float(logged["train_c_byol_loss"]) == pytest.approx(float(out.loss))
     assert float(logged["train_neg_cos_sim"]) == pytest.approx(float(out.regression))
     assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
