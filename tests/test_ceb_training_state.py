@@ -83,3 +83,32 @@ def test_logged_residual_floor_is_the_spec_value(kappa_e, floor):
     assert float(m.logged["train_z_std"]) == pytest.approx(0.1)
     # epoch means (the benchmark reads them), averaged over ranks
     assert m.log_kwargs == {"on_epoch": True, "sync_dist": True}
+
+
+def test_one_epoch_and_one_step_runs():
+    # max_epochs = 1: warm-up epochs are a fraction of the run's steps
+    m = _Method(max_epochs=1, steps=10, beta=1.0, beta_schedule="warmup", beta_warmup_epochs=0.5)
+    assert m.beta_at_step(1) == pytest.approx(0.2)
+    # one optimiser step in all: the cosine ramp ends at that step
+    assert _Method(max_epochs=1, steps=1, beta=1.0, beta_schedule="cosine").beta_at_step(1) == 1.0
+
+
+def _cfg(method_kwargs: dict, crops: int = 2, max_epochs: int = 4):
+    return OmegaConf.create({"max_epochs": max_epochs, "base_kappa": 20.0,
+                             "augmentations": [{"crop_size": 32, "num_crops": crops}],
+                             "method_kwargs": {"proj_hidden_dim": 64, "proj_output_dim": 16,
+                                               "pred_hidden_dim": 64, **method_kwargs}})
+
+
+def test_fill_ceb_cfg_resolves_checks_against_max_epochs_and_names_the_method():
+    from cvr_solo.config import ConfigError
+    from cvr_solo.methods._ceb import fill_ceb_cfg
+
+    cfg = fill_ceb_cfg(_cfg({"kappa_b": "${base_kappa}", "beta": 0.25}), "c_byol")
+    mk = cfg.method_kwargs
+    assert (mk.kappa_b, mk.beta, mk.kappa_e, mk.b_view) == (20.0, 0.25, 16384.0, "same")
+    with pytest.raises(ConfigError, match=r"method_kwargs.beta_warmup_epochs must be .* "
+                                          r"and <= 4, got 5"):
+        fill_ceb_cfg(_cfg({"beta_schedule": "warmup", "beta_warmup_epochs": 5}), "c_byol")
+    with pytest.raises(ConfigError, match=r"c_simclr needs exactly 2 crops of one size"):
+        fill_ceb_cfg(_cfg({}, crops=3), "c_simclr")
