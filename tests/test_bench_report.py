@@ -118,11 +118,24 @@ def test_cost_and_curves_merge_launches(tmp_path):
 
     os.utime(a / "metrics.csv", (time.time() - 10, time.time() - 10))
     cost, curves = cost_and_curves(tmp_path, "c_byol")
-    assert cost["step_time"] == 0.6 and cost["peak_rss_mib"] == 1000
+    # one value per step, the resumed launch's at step 2: median of (0.5, 0.6, 0.4)
+    assert cost["step_time"] == pytest.approx(0.5)
+    assert cost["images_per_sec"] == pytest.approx(100.0)  # of (100, 95, 110)
+    assert cost["peak_rss_mib"] == 1000  # the peak over both launches
     assert curves["step"] == [1, 2, 3]
     assert curves["loss"] == [3.0, 2.4, 2.0]  # the resumed launch wins at step 2
     assert curves["residual_above_floor"] == [8.0, 6.0, 5.0]
     json.dumps(curves)
+
+
+def test_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones():
+    from cvr_solo.bench.run import _median
+
+    assert _median([0.7, 0.5, 0.6]) == 0.6
+    assert _median([0.4, 0.7, 0.5, 0.6]) == pytest.approx(0.55)
+    assert _median([2.0, 1.0]) == pytest.approx(1.5)
+    assert _median([3.0, float("nan"), 1.0, float("inf")]) == pytest.approx(2.0)
+    assert _median([float("nan")]) is None and _median([]) is None
 
 
 def test_moving_average_skips_missing_values():

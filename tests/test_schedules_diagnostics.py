@@ -105,3 +105,44 @@ def test_diagnostic_errors():
         lipschitz_lower_bound(kl, torch.zeros(2, 3), torch.zeros(2, 3), 8, 10, 5)
     with pytest.raises(ValueError, match="d must be an integer >= 2, got 1"):
         embedding_distance_from_kl(kl, 1, 10.0, 5.0)
+
+
+def test_schedule_defaults_and_boundaries():
+    # defaults: no warm-up, beta = 1, constant
+    assert beta_at(5, 10) == 1.0
+    assert beta_at(0, 10, schedule="warmup") == 1.0  # W = 0: full beta at once
+    assert beta_at(0, 10, 10, 0.5, "warmup") == 0.0  # W = T is allowed
+    with pytest.raises(ValueError, match=r"warmup_steps must be an integer >= 0, got -1"):
+        beta_at(0, 10, -1)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: embedding_distance_from_kl(torch.zeros(2), 8, -1.0, 5.0),
+     "kappa_e must be a finite number > 0, got -1.0"),
+    (lambda: embedding_distance_from_kl(torch.zeros(2), 8, 10.0, 0.0),
+     "kappa_b must be a finite number > 0, got 0.0"),
+    (lambda: lipschitz_lower_bound(torch.zeros(2), [0.0], torch.zeros(2, 3), 8, 10, 5),
+     "x must be a torch.Tensor, got list"),
+    (lambda: lipschitz_lower_bound(torch.zeros(2), torch.zeros(2, 3), [0.0], 8, 10, 5),
+     "y must be a torch.Tensor, got list"),
+    (lambda: lipschitz_lower_bound([0.0], torch.zeros(2, 3), torch.zeros(2, 3), 8, 10, 5),
+     "kl must be a 1-d tensor .one value per pair., got list"),
+    (lambda: lipschitz_lower_bound(torch.zeros(2, 1), torch.zeros(2, 3), torch.zeros(2, 3), 8,
+                                   10, 5),
+     r"kl must be a 1-d tensor .*, got torch.Size\(\[2, 1\]\)"),
+])
+def test_diagnostic_errors_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_lipschitz_bound_skips_pairs_at_eps_and_keeps_the_dtype():
+    d, ke, kb = 8, 100.0, 5.0
+    kl = torch.tensor([residual_floor(d, ke, kb) + 3.0], dtype=torch.float64)
+    x, y = torch.zeros(1, 2, dtype=torch.float64), torch.tensor([[0.5, 0.0]],
+                                                                dtype=torch.float64)
+    assert lipschitz_lower_bound(kl, x, y, d, ke, kb, eps=0.5).item() == 0.0  # <= eps: skipped
+    assert lipschitz_lower_bound(kl, x, y, d, ke, kb, eps=0.4).item() > 0
+    assert lipschitz_lower_bound(kl, x, y, d, ke, kb).dtype == torch.float64
+    assert lipschitz_lower_bound(kl.float(), x, y, d, ke, kb).dtype == torch.float32
+    assert lipschitz_lower_bound(kl.round().long(), x, y, d, ke, kb).dtype == torch.float32

@@ -145,20 +145,33 @@ def _read_metrics(root: Path) -> list[dict[str, str]]:
 
 
 def _median(xs: list[float]) -> float | None:
+    """The median of the finite values (the mean of the two middle ones for an even count)."""
     xs = sorted(x for x in xs if math.isfinite(x))
-    return xs[len(xs) // 2] if xs else None
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
     """Cost (median step time and images/s, peak memory) and per-step curves from the CSV
-    logs of a pretraining run (all its launches, later ones overriding earlier steps)."""
+    logs of a pretraining run (all its launches, later ones overriding earlier steps).
+
+    Step time and images/s count each optimiser step once: a step logged by two launches (a
+    resumed run redoes the steps after its last checkpoint) keeps the later launch's value,
+    as the curves do. Peak memory is the maximum over every launch.
+    """
     rows = _read_metrics(root)
 
     def col(key: str) -> list[float]:
         return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
 
-    cost = {"step_time": _median(col("train_step_time")),
-            "images_per_sec": _median(col("train_images_per_sec")),
+    def per_step(key: str) -> list[float]:
+        last = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
+        return list(last.values())
+
+    cost = {"step_time": _median(per_step("train_step_time")),
+            "images_per_sec": _median(per_step("train_images_per_sec")),
             "peak_rss_mib": max(col("peak_rss_mib"), default=None),
             "peak_gpu_mem_mib": max(col("peak_gpu_mem_mib"), default=None)}
     by_step: dict[int, dict[str, float]] = {}

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Pairings of the C-BYOL backward encoder: condition b on the target of the other view
-#: (the CEB definition, default) or of the same view as z (the public TF release).
+#: (the CEB definition) or of the same view as z (the public TF release; the default).
 B_VIEWS = ("other", "same")
 
 

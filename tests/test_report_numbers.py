@@ -1,0 +1,160 @@
+"""The benchmark's numbers against hand-counted accuracies.
+
+A stub model on four images, whose predictions for every (corruption, severity) are written
+out below, goes through ``cvr_solo.bench.evaluate.probe_accuracy_under_corruptions`` and the
+report (``cvr_solo.bench.report.rows`` / ``write_markdown``); the fallback weighted kNN and the
+step-time ratio get cases where a wrong temperature or the wrong baseline run changes the
+answer. No solo-learn needed (the kNN fallback is forced with a stand-in module).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cvr_solo.bench import evaluate
+from cvr_solo.bench.evaluate import ImageSet, knn_accuracy, probe_accuracy_under_corruptions
+from cvr_solo.bench.report import rows, step_time_ratios, write_markdown
+
+LABELS = [0, 1, 2, 3]
+NAMES = ("gaussian_noise", "contrast")
+SEVERITIES = (1, 3)
+#: predicted class of image i under each view; hand count of correct ones on the right
+PREDICTIONS = {
+    ("clean", 0): [0, 1, 2, 0],  # 3 of 4 -> 75 %
+    ("gaussian_noise", 1): [0, 1, 0, 0],  # 2 -> 50 %
+    ("gaussian_noise", 3): [0, 0, 0, 0],  # 1 -> 25 %
+    ("contrast", 1): [1, 1, 2, 1],  # 2 -> 50 %
+    ("contrast", 3): [3, 2, 1, 0],  # 0 -> 0 %
+}
+CLEAN = 75.0
+PER_CORRUPTION = {"gaussian_noise": [50.0, 25.0], "contrast": [50.0, 0.0]}
+MEAN_CORRUPTION = (50 + 25 + 50 + 0) / 4  # 31.25
+RELATIVE_DROP = (75 - 31.25) / 75  # 0.5833
+
+
+def _code(name: str, severity: int) -> float:
+    return (list(PREDICTIONS).index((name, severity)) + 1) / 10
+
+
+def _fake_corrupt(x, name, severity, seed=0):
+    """Marks the view in pixel (0, 0, 0) instead of corrupting."""
+    out = x.clone()
+    out[:, 0, 0, 0] = _code(name, severity)
+    return out
+
+
+class _ScriptedProbe(nn.Module):
+    """Reads (view, image) off the marker pixels and answers with PREDICTIONS."""
+
+    def forward(self, x):
+        views = list(PREDICTIONS)
+        logits = torch.zeros(len(x), 4)
+        for row, img in enumerate(x):
+            view = views[round(float(img[0, 0, 0]) * 10) - 1]
+            idx = round(float(img[0, 0, 1]) * 10)
+            logits[row, PREDICTIONS[view][idx]] = 1.0
+        return logits
+
+
+def _val_set() -> ImageSet:
+    images = torch.full((4, 3, 4, 4), 0.5)
+    images[:, 0, 0, 0] = _code("clean", 0)
+    images[:, 0, 0, 1] = torch.arange(4) / 10  # the image's index
+    return ImageSet(images, torch.tensor(LABELS))
+
+
+@pytest.fixture
+def robust(monkeypatch):
+    monkeypatch.setattr(evaluate, "corrupt", _fake_corrupt)
+    return probe_accuracy_under_corruptions(
+        nn.Identity(), _ScriptedProbe(), _val_set(), mean=(0, 0, 0), std=(1, 1, 1),
+        device=torch.device("cpu"), batch_size=3, corruptions=NAMES, severities=SEVERITIES,
+        progress=False)
+
+
+def test_probe_accuracies_are_hand_counted_percentages(robust):
+    assert robust["clean"] == pytest.approx(CLEAN)
+    assert robust["corruptions"].keys() == PER_CORRUPTION.keys()
+    for name, accs in PER_CORRUPTION.items():
+        assert robust["corruptions"][name] == pytest.approx(accs), name
+    assert robust["severities"] == list(SEVERITIES)
+    assert robust["mean_corruption"] == pytest.approx(MEAN_CORRUPTION)
+    assert robust["relative_drop"] == pytest.approx(RELATIVE_DROP)
+
+
+def _result(label: str, method: str, robust: dict, step_time: float) -> dict:
+    return {"label": label, "method": method, **robust, "knn_acc1": 60.0,
+            "cost": {"step_time": step_time, "images_per_sec": 100.0, "peak_rss_mib": 900.0},
+            "curves": {}}
+
+
+def test_report_tables_show_the_hand_counted_numbers(robust, tmp_path):
+    results = [_result("byol", "byol", robust, 0.2), _result("c_byol", "c_byol", robust, 0.3)]
+    flat = rows(results)
+    assert flat[1]["clean_acc1"] == pytest.approx(CLEAN)
+    assert flat[1]["mean_corruption_acc1"] == pytest.approx(MEAN_CORRUPTION)
+    assert flat[1]["relative_drop"] == pytest.approx(RELATIVE_DROP)
+    write_markdown(results, tmp_path / "report.md", "# r", [])
+    md = (tmp_path / "report.md").read_text()
+    assert "| c_byol | 75.00 | 31.25 | 58.3% | 60.00 |" in md
+    # per corruption: the mean over severities (37.5, 25.0), not the best severity (50, 50)
+    assert "| run | gaussian_noise | contrast |" in md
+    assert "| c_byol | 37.5 | 25.0 |" in md
+
+
+def test_step_time_ratio_uses_the_first_run_of_the_baseline():
+    results = [{"label": lab, "method": m, "cost": {"step_time": t}}
+               for lab, m, t in [("byol", "byol", 0.30), ("c_byol", "c_byol", 0.33),
+                                 ("byol-rerun", "byol", 0.60), ("simclr", "simclr", 0.20)]]
+    assert step_time_ratios(results) == pytest.approx({"c_byol": 1.1})
+
+
+def _force_knn_fallback(monkeypatch) -> None:
+    """solo-learn's WeightedKNNClassifier refusing to build, as under torchmetrics >= 0.12."""
+
+    class Refuses:
+        def __init__(self, *args, **kwargs):
+            raise TypeError("unexpected keyword argument 'compute_on_step'")
+
+    fake = types.ModuleType("solo.utils.knn")
+    fake.WeightedKNNClassifier = Refuses
+    monkeypatch.setitem(sys.modules, "solo.utils.knn", fake)
+
+
+def _knn_case() -> tuple[torch.Tensor, ...]:
+    # k = 3. The first test point's neighbours: one of class 0 at cosine 1, two of class 1 at
+    # cosine 0.6. Votes exp(cos / T), T = 0.07: class 0 wins (e^14.3 vs 2 e^8.6); with the
+    # temperature inverted (exp(cos * T)) or no weighting, the two class-1 neighbours win.
+    # The other two test points are right either way (every class is in the test labels:
+    # solo-learn's classifier counts the classes there).
+    train = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8], [-1.0, 0.0], [-0.9, 0.1],
+                          [-0.9, -0.1]])
+    train_labels = torch.tensor([0, 1, 1, 2, 2, 2])
+    test = torch.tensor([[1.0, 0.0], [-1.0, 0.05], [0.6, 0.8]])
+    test_labels = torch.tensor([0, 2, 1])
+    return train, train_labels, test, test_labels
+
+
+def test_fallback_knn_weights_votes_by_exp_cos_over_temperature(monkeypatch):
+    _force_knn_fallback(monkeypatch)
+    train, train_labels, test, test_labels = _knn_case()
+    assert knn_accuracy(train, train_labels, test, test_labels, k=3) == pytest.approx(100.0)
+    # with a flat temperature the majority (class 1) wins the first test point
+    assert knn_accuracy(train, train_labels, test, test_labels, k=3,
+                        temperature=100.0) == pytest.approx(200 / 3)
+
+
+def test_solo_learns_knn_agrees_with_the_fallback(monkeypatch):
+    pytest.importorskip("solo.utils.knn", reason="needs solo-learn")
+    train, train_labels, test, test_labels = _knn_case()
+    try:
+        solo = knn_accuracy(train, train_labels, test, test_labels, k=3)
+    except Exception as err:  # pragma: no cover - solo-learn's own limits on tiny inputs
+        pytest.skip(f"solo-learn's kNN does not run on this case: {err}")
+    _force_knn_fallback(monkeypatch)
+    assert knn_accuracy(train, train_labels, test, test_labels, k=3) == pytest.approx(solo)
