@@ -57,7 +57,7 @@ BUDGETS: dict[str, Budget] = {
     # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
     # out in docs/benchmarks.md): all 60k/10k images, bf16 mixed precision
     "gpu": Budget(subset=None, val_subset=None, corruption_subset=2000,
-                  severities=(1, 2, 3, 4, 5), pretrain_epochs=30, batch_size=256,
+                  severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
                   diag_every=100, diag_images=512),
     # for users with more time on one GPU
