@@ -49,7 +49,8 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # 3 seeds x 5 methods in about 30 minutes on 2 idle CPU cores (docs/benchmarks.md): the
+    # a pipeline check on CPU, meant for 3 seeds x 5 methods in about 30 min on 2 idle cores;
+    # measured under load it likely takes longer (docs/benchmarks.md, section 3). The
     # pretraining is short; probe and kNN still see all 10k validation images
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
                     pretrain_epochs=2, batch_size=64, device="cpu", precision="32",

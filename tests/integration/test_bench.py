@@ -35,11 +35,11 @@ def test_bench_diagnostics_callback_in_a_simclr_pretraining(tmp_path, fm_data):
 def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
     out = tmp_path / "bench"
     args = ["bench", "--data", str(fm_data), "--methods", "byol,c_byol:beta=0.5",
-            "--seeds", "1,2", "--subset", "50", "--val-subset", "50",
+            "--seeds", "1,2", "--subset", "80", "--val-subset", "50",
             "--corruption-subset", "20", "--severities", "1,3", "--pretrain-epochs", "1",
-            "--batch-size", "25", "--diag-every", "1", "--diag-images", "16",
+            "--batch-size", "20", "--diag-every", "2", "--diag-images", "16",
             "--out", str(out), "--no-progress"]
-    first = run_cli(*args)
+    first = run_cli(*args, timeout=1800)  # four pretrainings of 4 steps
     assert first.returncode == 0, first.stderr[-3000:]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert [(r["label"], r["seed"]) for r in rows] == [
@@ -59,7 +59,7 @@ def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
     # the seed draws the subset
     s1 = sorted(p.name for p in (out / "data" / "seed-1").rglob("*.png"))
     s2 = sorted(p.name for p in (out / "data" / "seed-2").rglob("*.png"))
-    assert len(s1) == len(s2) == 50 and s1 != s2
+    assert len(s1) == len(s2) == 80 and s1 != s2
     ref = json.loads((out / "reference.json").read_text())["rows"]
     assert set(ref) == {"raw pixels (linear probe)", "random resnet18 (untrained)"}
     md = (out / "report.md").read_text()
