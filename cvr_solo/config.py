@@ -239,6 +239,18 @@ def validate_pretrain_cfg(cfg: Any) -> None:
     if METHODS.get(method) is not None and METHODS[method].momentum:
         for key in ("momentum.base_tau", "momentum.final_tau"):
             _number(key, _get(cfg, key, 0.99), low=0, high=1)
+    _check_diagnostics(cfg)
+
+
+def _check_diagnostics(cfg: Any) -> None:
+    """The optional ``diagnostics`` block (cvr_solo.launch.diagnostics)."""
+    if not _get(cfg, "diagnostics.enabled", False):
+        return
+    _number("diagnostics.every_n_steps", _get(cfg, "diagnostics.every_n_steps", 50), low=1,
+            integer=True)
+    _number("diagnostics.num_images", _get(cfg, "diagnostics.num_images", 256), low=2,
+            integer=True)
+    _number("diagnostics.seed", _get(cfg, "diagnostics.seed", 0), low=0, integer=True)
 
 
 def validate_linear_cfg(cfg: Any) -> None:

@@ -1,4 +1,5 @@
-"""The benchmark's report, method parsing and subsets (no solo-learn needed)."""
+"""The benchmark's report: per-seed rows, mean ± std, paired differences, reference rows
+(hand-computed numbers from stub results; no solo-learn needed)."""
 
 from __future__ import annotations
 
@@ -8,57 +9,130 @@ import math
 
 import pytest
 
-from cvr_solo.bench.report import rows, step_time_ratios, write_csv
-from cvr_solo.bench.run import balanced_subset, cost_and_curves, parse_methods, write_outputs
+from cvr_solo.bench.report import (
+    aggregate,
+    baseline_label,
+    paired_differences,
+    rows,
+    step_time_ratios,
+    write_csv,
+)
+from cvr_solo.bench.run import balanced_subset, cost_and_curves, write_outputs
 from cvr_solo.robustness import CORRUPTIONS
 
 
-def _result(label: str, method: str, clean: float, step_time: float) -> dict:
-    per = {c: [clean - 2 * s - i for s in range(1, 6)] for i, c in enumerate(CORRUPTIONS)}
-    mean_c = sum(sum(v) for v in per.values()) / 35
-    return {"label": label, "method": method, "clean": clean, "corruptions": per,
-            "severities": [1, 2, 3, 4, 5], "mean_corruption": mean_c,
-            "relative_drop": (clean - mean_c) / clean, "knn_acc1": clean - 1,
+def _result(label: str, method: str, seed: int, clean: float, knn: float,
+            step_time: float) -> dict:
+    per = {c: [clean - 10 - i] for i, c in enumerate(CORRUPTIONS)}
+    mean_c = sum(sum(v) for v in per.values()) / len(CORRUPTIONS)
+    ceb = method.startswith("c_")
+    return {"label": label, "method": method, "seed": seed, "clean": clean,
+            "clean_corruption_subset": clean + 1, "corruptions": per, "severities": [3],
+            "mean_corruption": mean_c, "relative_drop": (clean + 1 - mean_c) / (clean + 1),
+            "knn_acc1": knn, "pretrain_seconds": 100.0, "evaluate_seconds": 30.0,
             "cost": {"step_time": step_time, "images_per_sec": 64 / step_time,
                      "peak_rss_mib": 1000.0, "peak_gpu_mem_mib": None},
-            "curves": {"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5],
-                       "residual": [530.0, 528.0, 525.0] if method.startswith("c_") else [],
-                       "residual_above_floor": [8.0, 6.0, 3.0]
-                       if method.startswith("c_") else []}}
+            "curves": {"step": [0, 1, 2], "loss": [3.0, 2.0, 1.5],
+                       "residual_step": [0, 1, 2] if ceb else [],
+                       "residual": [530.0, 528.0, 525.0] if ceb else [],
+                       "residual_above_floor": [8.0, 6.0, 3.0] if ceb else [],
+                       "rankme_feats_step": [1, 2], "rankme_feats": [20.0, 30.0 + seed],
+                       "rankme_z_step": [1, 2], "rankme_z": [10.0, 12.0],
+                       "alignment_step": [1, 2], "alignment": [0.5, 0.4],
+                       "uniformity_step": [1, 2], "uniformity": [-1.0, -2.0],
+                       "z_std_step": [1, 2], "z_std": [0.03, 0.05],
+                       "z_std_ref_step": [1, 2], "z_std_ref": [0.0625, 0.0625]}}
 
 
-RESULTS = [_result("simclr", "simclr", 80.0, 0.20), _result("c_simclr", "c_simclr", 81.0, 0.21),
-           _result("byol", "byol", 82.0, 0.30),
-           _result("c_byol@beta=0.1", "c_byol", 83.0, 0.33),
-           _result("barlow_twins", "barlow_twins", 79.0, 0.25)]
+# probe (clean) and kNN per seed, chosen so the hand computations below are short:
+#   simclr 70, 72, 74 (mean 72, sd 2); c_simclr 71, 75, 76 -> paired diffs 1, 3, 2
+#   (mean 2, sd 1, 95% t-interval 2 -+ 4.302653 / sqrt(3) = [-0.48, 4.48])
+RESULTS = [
+    _result("simclr", "simclr", 5, 70.0, 60.0, 0.20),
+    _result("c_simclr", "c_simclr", 5, 71.0, 60.0, 0.21),
+    _result("byol", "byol", 5, 80.0, 65.0, 0.30),
+    _result("c_byol@b_view=other", "c_byol", 5, 78.0, 66.0, 0.33),
+    _result("simclr", "simclr", 6, 72.0, 62.0, 0.20),
+    _result("c_simclr", "c_simclr", 6, 75.0, 61.0, 0.22),
+    _result("byol", "byol", 6, 82.0, 65.0, 0.30),
+    _result("c_byol@b_view=other", "c_byol", 6, 79.0, 66.0, 0.30),
+    _result("simclr", "simclr", 7, 74.0, 64.0, 0.20),
+    _result("c_simclr", "c_simclr", 7, 76.0, 66.0, 0.20),
+]
+REFERENCE = {"raw pixels (linear probe)": {"clean": 84.25, "knn_acc1": None},
+             "random resnet18 (untrained)": {**_result("r", "simclr", 0, 66.5, 55.5, 1.0),
+                                             "cost": None, "curves": None}}
 
 
-def test_step_time_ratio_is_against_the_baseline():
+def test_step_time_ratio_is_against_the_baseline_of_the_same_seed():
     ratios = step_time_ratios(RESULTS)
-    assert ratios == pytest.approx({"c_simclr": 1.05, "c_byol@beta=0.1": 1.1})
+    assert ratios == pytest.approx({("c_simclr", 5): 1.05, ("c_simclr", 6): 1.1,
+                                    ("c_simclr", 7): 1.0, ("c_byol@b_view=other", 5): 1.1,
+                                    ("c_byol@b_view=other", 6): 1.0})
 
 
-def test_csv_rows(tmp_path):
+def test_baseline_label_prefers_the_plain_baseline():
+    assert baseline_label(RESULTS, "c_byol@b_view=other") == "byol"
+    assert baseline_label(RESULTS, "byol") is None
+
+
+def test_csv_has_one_row_per_method_and_seed(tmp_path):
     write_csv(RESULTS, tmp_path / "results.csv")
     got = list(csv.DictReader((tmp_path / "results.csv").open()))
-    assert [r["label"] for r in got] == [r["label"] for r in RESULTS]
+    assert [(r["label"], int(r["seed"])) for r in got] == [
+        (r["label"], r["seed"]) for r in RESULTS]
     assert float(got[1]["step_time_ratio"]) == pytest.approx(1.05)
     assert got[0]["step_time_ratio"] == ""  # baselines have none
     assert float(got[3]["final_residual_above_floor"]) == 3.0
+    assert got[0]["final_residual_above_floor"] == ""
+    assert float(got[4]["rankme_feats"]) == 36.0  # the last logged step
+    assert float(got[0]["uniformity"]) == -2.0
     flat = rows(RESULTS)
     assert flat[2]["mean_corruption_acc1"] == pytest.approx(RESULTS[2]["mean_corruption"])
 
 
-def test_report_and_plots(tmp_path):
-    header = {"budget": "smoke", "pretrain_epochs": 3, "linear_epochs": 3, "batch_size": 64,
-              "seed": 5, "subset": 1000, "val_subset": 500, "augmentations": "asymmetric",
-              "device": "cpu", "precision": "32", "machine": "x86_64, 2 CPUs",
+def test_paired_differences_with_t_interval_by_hand():
+    agg = aggregate(RESULTS)
+    assert agg["simclr"]["clean_acc1"] == [70.0, 72.0, 74.0]
+    pairs = {p["label"]: p for p in paired_differences(RESULTS)}
+    assert set(pairs) == {"c_simclr", "c_byol@b_view=other"}
+    p = pairs["c_simclr"]
+    assert p["baseline"] == "simclr" and p["seeds"] == [5, 6, 7]
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * sd (1) / sqrt(3)
+    assert p["clean_acc1"] == pytest.approx((2.0, 2.0 - half, 2.0 + half, 3))
+    # kNN diffs 0, -1, 2: mean 1/3, sd sqrt(7/3)
+    sd = math.sqrt(7 / 3)
+    h = 4.302652729911275 * sd / math.sqrt(3)
+    assert p["knn_acc1"] == pytest.approx((1 / 3, 1 / 3 - h, 1 / 3 + h, 3))
+    # byol has seeds 5, 6 only: diffs -2, -3 -> mean -2.5, sd sqrt(0.5), t(0.975, 1)
+    q = pairs["c_byol@b_view=other"]
+    h = 12.706204736174696 * math.sqrt(0.5) / math.sqrt(2)
+    assert q["seeds"] == [5, 6]
+    assert q["clean_acc1"] == pytest.approx((-2.5, -2.5 - h, -2.5 + h, 2))
+
+
+def test_report_numbers_reference_rows_and_plots(tmp_path):
+    header = {"budget": "smoke", "pretrain_epochs": 2, "batch_size": 64, "seeds": "5,6,7",
+              "subset": 1000, "val_subset": None, "corruption_subset": 500,
+              "severities": [3], "augmentations": "asymmetric", "device": "cpu",
+              "precision": "32", "machine": "x86_64, 2 CPUs",
               "command": "cvr-solo bench --data d --out o"}
-    write_outputs(tmp_path, RESULTS, header)
+    write_outputs(tmp_path, RESULTS, header, REFERENCE)
     md = (tmp_path / "report.md").read_text()
-    assert "| c_byol@beta=0.1 | 83.00 |" in md
-    assert "| c_simclr | 304.8 | 210.0 | 1.050 | 1000 |" in md  # the cost table
-    assert "| byol | 213.3 | 300.0 | n/a | 1000 |" in md
+    # simclr probe 70/72/74 -> 72.00 ± 2.00; kNN 60/62/64 -> 62.00 ± 2.00
+    assert "| simclr | 3 | 72.00 ± 2.00 | 62.00 ± 2.00 |" in md
+    # c_simclr probe 71/75/76: mean 74, sd sqrt(7) = 2.6458
+    assert "| c_simclr | 3 | 74.00 ± 2.65 |" in md
+    assert "| c_simclr - simclr | 3 | +2.00 [-0.48, +4.48] |" in md
+    assert "95% Student-t" in md
+    assert "| *reference: raw pixels (linear probe)* | - | 84.25 | n/a |" in md
+    assert "| *reference: random resnet18 (untrained)* | - | 66.50 | 55.50 |" in md
+    assert "on all validation images" in md and "subset of 500 of them at severities 3" in md
+    # RankMe of the features at the last step: 35, 36, 37 -> 36.0 ± 1.0
+    assert "| simclr | 36.0 ± 1.0 | 12.0 ± 0.0 | 0.400 ± 0.000 |" in md
+    # cost: c_simclr step times 210, 220, 200 ms (64/t: 304.76, 290.91, 320.00 images/s,
+    # mean 305.22, sd 14.55); ratios to simclr 1.05, 1.10, 1.00
+    assert "| c_simclr | 305.2 ± 14.6 | 210.0 ± 10.0 | 1.050 ± 0.050 | 1000 ± 0 |" in md
     assert "`cvr-solo bench --data d --out o`" in md
     for name in ("accuracy.png", "corruptions.png", "training.png"):
         data = (tmp_path / name).read_bytes()
@@ -66,19 +140,11 @@ def test_report_and_plots(tmp_path):
         assert f"![{name[:-4]}]({name})" in md
 
 
-def test_parse_methods():
-    assert parse_methods("simclr,c_byol:beta=0.1+b_view=same,barlow") == [
-        ("simclr", "simclr", {}),
-        ("c_byol@beta=0.1_b_view=same", "c_byol", {"beta": "0.1", "b_view": "same"}),
-        ("barlow", "barlow_twins", {})]
-    with pytest.raises(ValueError, match="unknown method 'moco'"):
-        parse_methods("simclr,moco")
-    with pytest.raises(ValueError, match="only c_simclr/c_byol take CEB overrides"):
-        parse_methods("byol:beta=1")
-    with pytest.raises(ValueError, match="give each run once"):
-        parse_methods("byol,byol")
-    with pytest.raises(ValueError, match="overrides are key=value"):
-        parse_methods("c_byol:beta")
+def test_report_of_a_single_seed_shows_no_interval(tmp_path):
+    one = [r for r in RESULTS if r["seed"] == 5]
+    pairs = {p["label"]: p for p in paired_differences(one)}
+    m, lo, hi, n = pairs["c_simclr"]["clean_acc1"]
+    assert (m, n) == (1.0, 1) and math.isnan(lo) and math.isnan(hi)
 
 
 def test_balanced_subset(tmp_path):
@@ -129,7 +195,7 @@ def test_cost_and_curves_merge_launches(tmp_path):
 
 
 def test_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones():
-    from cvr_solo.bench.run import _median
+    from cvr_solo.bench.stages import _median
 
     assert _median([0.7, 0.5, 0.6]) == 0.6
     assert _median([0.4, 0.7, 0.5, 0.6]) == pytest.approx(0.55)

@@ -1,8 +1,11 @@
-"""Evaluation of frozen backbones for the benchmark: linear probe under corruptions, and kNN.
+"""Evaluation of frozen backbones for the benchmark: kNN, a linear probe on frozen features
+(also under corruptions), and the reference rows (raw pixels, an untrained backbone).
 
-Needs solo-learn (its backbones and kNN classifier). Robustness follows the paper's claim
-(Lee et al. 2021, Sec. 5.3): the probe trained on clean images is evaluated on a corrupted copy
-of the validation set, CIFAR-10-C style, computed on the fly and deterministic per seed.
+Features of the train and validation images are computed once per backbone and shared by kNN
+and the probe. Needs solo-learn (its backbones and kNN classifier). Robustness follows the
+paper's claim (Lee et al. 2021, Sec. 5.3): the probe trained on clean images is evaluated on a
+corrupted copy of (a fixed subset of) the validation set, CIFAR-10-C style, computed on the
+fly with fixed noise.
 """
 
 from __future__ import annotations
@@ -53,15 +56,6 @@ def load_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module
     return _load(cfg).eval()
 
 
-def load_probe(checkpoint: str | Path, num_classes: int, features_dim: int) -> nn.Linear:
-    """The linear classifier trained by ``cvr-solo linear`` (its ``classifier.*`` tensors)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    probe = nn.Linear(features_dim, num_classes)
-    probe.load_state_dict({"weight": state["classifier.weight"],
-                           "bias": state["classifier.bias"]})
-    return probe.eval()
-
-
 @torch.no_grad()
 def features(backbone: nn.Module, images: torch.Tensor, mean: Sequence[float],
              std: Sequence[float], device: torch.device, batch_size: int = 512
@@ -99,6 +93,92 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
     return float((votes.argmax(1) == test_labels).float().mean() * 100)
 
 
+def balanced_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of a class-balanced, seeded draw of ``n`` items (all when None).
+
+    Raises:
+        ValueError: if ``n`` is not a positive multiple of the class count or a class has
+            fewer than ``n / classes`` items.
+
+    Example:
+        >>> balanced_indices(torch.tensor([0, 1, 0, 1, 0, 1]), 4, seed=1).tolist()[:1]
+        [0]
+    """
+    if n is None or n >= len(labels):
+        return torch.arange(len(labels))
+    classes = labels.unique()
+    if n <= 0 or n % len(classes):
+        raise ValueError(f"subset size must be a positive multiple of {len(classes)} "
+                         f"classes, got {n}")
+    gen = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in classes:
+        idx = (labels == c).nonzero().flatten()
+        if len(idx) < n // len(classes):
+            raise ValueError(f"class {int(c)} has {len(idx)} items, fewer than "
+                             f"{n // len(classes)}")
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:n // len(classes)]])
+    return torch.cat(picked).sort().values
+
+
+class Probe(nn.Module):
+    """A linear classifier on standardised inputs: ``W (x - mu) / sigma + b``."""
+
+    def __init__(self, mu: torch.Tensor, sigma: torch.Tensor, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("mu", mu)
+        self.register_buffer("sigma", sigma)
+        self.linear = nn.Linear(len(mu), num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear((x.flatten(1) - self.mu) / self.sigma)
+
+
+def train_probe(x: torch.Tensor, y: torch.Tensor, weight_decay: float = 1e-4,
+                max_iter: int = 200, seed: int = 0) -> Probe:
+    """Multinomial logistic regression on frozen inputs (standardised per dimension):
+    cross-entropy + ``weight_decay * ||W||^2``, full-batch L-BFGS (deterministic).
+
+    Args:
+        x: ``(n, ...)`` features or pixels (flattened).
+        y: ``(n,)`` integer labels.
+        weight_decay: the L2 penalty on W.
+        max_iter: L-BFGS iterations.
+        seed: the initialisation.
+
+    Returns:
+        The trained :class:`Probe`, in eval mode.
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [4.0], [5.0]]); y = torch.tensor([0, 0, 1, 1])
+        >>> probe_accuracy(train_probe(x, y), x, y)
+        100.0
+    """
+    x = x.flatten(1).float()
+    mu, sigma = x.mean(0), x.std(0).clamp_min(1e-6)
+    torch.manual_seed(seed)
+    probe = Probe(mu, sigma, int(y.max()) + 1)
+    opt = torch.optim.LBFGS(probe.linear.parameters(), lr=1, max_iter=max_iter,
+                            history_size=20, line_search_fn="strong_wolfe")
+    xs = (x - mu) / sigma
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        w = probe.linear.weight
+        loss = F.cross_entropy(probe.linear(xs), y) + weight_decay * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return probe.eval()
+
+
+@torch.no_grad()
+def probe_accuracy(probe: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 (%) of ``probe`` on inputs ``x``."""
+    return float((probe(x.float()).argmax(1) == y).float().mean() * 100)
+
+
 @torch.no_grad()
 def probe_accuracy_under_corruptions(
     backbone: nn.Module, probe: nn.Module, val: ImageSet, mean: Sequence[float],
@@ -106,24 +186,24 @@ def probe_accuracy_under_corruptions(
     corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Top-1 (%) of backbone + probe on clean val and on every (corruption, severity).
+    """Top-1 (%) of backbone + probe on clean ``val`` and on every (corruption, severity).
 
     Returns {"clean": acc, "corruptions": {name: [acc per severity]}, "mean_corruption":
     mean over all, "relative_drop": (clean - mean_corruption) / clean}.
     """
     norm = transforms.Normalize(list(mean), list(std))
-    model = nn.Sequential(backbone, probe).to(device).eval()
+    backbone = backbone.to(device).eval()
     keys = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
     correct = dict.fromkeys(keys, 0)
     bar = tqdm(total=len(val.images) * len(keys), desc="robustness", unit="img",
                disable=not progress, leave=False)
     for start in range(0, len(val.images), batch_size):
         x = val.images[start:start + batch_size]
-        y = val.labels[start:start + batch_size].to(device)
+        y = val.labels[start:start + batch_size]
         for name, sev in keys:
             # a per-batch seed: deterministic, and different noise for each batch
             xc = x if name == "clean" else corrupt(x, name, sev, seed=seed * 100003 + start)
-            pred = model(norm(xc).to(device)).argmax(1)
+            pred = probe(backbone(norm(xc).to(device)).float().cpu()).argmax(1)
             correct[(name, sev)] += int((pred == y).sum())
             bar.update(len(x))
     bar.close()
@@ -137,19 +217,73 @@ def probe_accuracy_under_corruptions(
             "relative_drop": (clean - mean_c) / clean if clean > 0 else float("nan")}
 
 
-def evaluate_run(pretrain_ckpt: str | Path, linear_ckpt: str | Path, train: ImageSet,
-                 val: ImageSet, mean: Sequence[float], std: Sequence[float], device: str,
-                 seed: int, progress: bool = True) -> dict[str, Any]:
-    """kNN of the pretrained backbone and probe accuracy, clean and corrupted."""
+def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
+                      corruption_idx: torch.Tensor, severities: Sequence[int],
+                      mean: Sequence[float], std: Sequence[float], device: str,
+                      progress: bool = True) -> dict[str, Any]:
+    """kNN and linear probe of a frozen backbone, with the features of ``train`` and ``val``
+    computed once and shared; the probe is then run on corrupted copies of
+    ``val[corruption_idx]`` (corruption noise seeded with 0, the same for every run).
+
+    Returns:
+        ``{"knn_acc1", "clean", "clean_corruption_subset", "corruptions", "severities",
+        "mean_corruption", "relative_drop", "corruption_images"}``; ``relative_drop`` is
+        against the clean accuracy of the same subset.
+    """
     dev = torch.device(device)
-    args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
-    backbone = load_backbone(args, pretrain_ckpt).to(dev)
+    backbone = backbone.to(dev).eval()
     f_train = features(backbone, train.images, mean, std, dev)
     f_val = features(backbone, val.images, mean, std, dev)
     knn = knn_accuracy(f_train, train.labels, f_val, val.labels)
-    probe_backbone = load_backbone(args, linear_ckpt)
-    n_classes = int(train.labels.max()) + 1
-    probe = load_probe(linear_ckpt, n_classes, f_train.shape[1])
-    robust = probe_accuracy_under_corruptions(probe_backbone, probe, val, mean, std, dev, seed,
-                                              progress=progress)
-    return {"knn_acc1": knn, **robust}
+    probe = train_probe(f_train, train.labels)
+    clean = probe_accuracy(probe, f_val, val.labels)
+    sub = ImageSet(val.images[corruption_idx], val.labels[corruption_idx])
+    robust = probe_accuracy_under_corruptions(backbone, probe, sub, mean, std, dev, seed=0,
+                                              severities=severities, progress=progress)
+    return {"knn_acc1": knn, "clean": clean, "clean_corruption_subset": robust["clean"],
+            "corruptions": robust["corruptions"], "severities": robust["severities"],
+            "mean_corruption": robust["mean_corruption"],
+            "relative_drop": robust["relative_drop"], "corruption_images": len(sub.images)}
+
+
+def evaluate_run(pretrain_ckpt: str | Path, train: ImageSet, val: ImageSet,
+                 corruption_idx: torch.Tensor, severities: Sequence[int], device: str,
+                 progress: bool = True) -> dict[str, Any]:
+    """:func:`evaluate_backbone` of the backbone in a ``cvr-solo pretrain`` checkpoint,
+    normalised with its run's mean and std."""
+    args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
+    aug = args["augmentations"][0]
+    return evaluate_backbone(load_backbone(args, pretrain_ckpt), train, val, corruption_idx,
+                             severities, aug["mean"], aug["std"], device, progress)
+
+
+def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Module:
+    """solo-learn's backbone ``name`` (``kwargs``, e.g. ``small_stem``) at its random
+    initialisation under ``seed``, classifier removed."""
+    from solo.methods.base import BaseMethod
+
+    from cvr_solo.registry import register
+
+    register()
+    torch.manual_seed(seed)
+    backbone = BaseMethod._BACKBONES[name](method="simclr", **kwargs)
+    if hasattr(backbone, "fc"):
+        backbone.fc = nn.Identity()
+    return backbone.eval()
+
+
+def reference_rows(train: ImageSet, val: ImageSet, corruption_idx: torch.Tensor,
+                   severities: Sequence[int], backbone_name: str,
+                   backbone_kwargs: dict[str, Any], mean: Sequence[float],
+                   std: Sequence[float], device: str, progress: bool = True
+                   ) -> dict[str, dict[str, Any]]:
+    """The floor rows: a linear probe on raw pixels (no kNN, no corruption suite) and the
+    kNN and probe of a randomly initialised backbone (seed 0) of the benchmark's
+    architecture and stem."""
+    pixels = train_probe(train.images, train.labels)
+    rows = {"raw pixels (linear probe)": {
+        "clean": probe_accuracy(pixels, val.images, val.labels), "knn_acc1": None}}
+    rows[f"random {backbone_name} (untrained)"] = evaluate_backbone(
+        random_backbone(backbone_name, backbone_kwargs), train, val, corruption_idx,
+        severities, mean, std, device, progress)
+    return rows

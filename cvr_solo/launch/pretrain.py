@@ -24,6 +24,7 @@ from cvr_solo.launch.common import (
     fit,
     hydra_entry,
 )
+from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.registry import register
 
 
@@ -92,7 +93,9 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         model = model.to(memory_format=torch.channels_last)
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
-    return fit(cfg, model, data, run_dir, extra_callbacks)
+    diag = diagnostics_callback(cfg)
+    callbacks = [*extra_callbacks, *([diag] if diag is not None else [])]
+    return fit(cfg, model, data, run_dir, callbacks)
 
 
 main = hydra_entry(run, "pretrain")

@@ -435,54 +435,6 @@ def test_solo_learns_own_main_pretrain_and_main_knn_take_c_byol(tmp_path, fm_dat
     assert len(results) == 2, knn.stdout[-2000:]
 
 
-def test_bench_two_methods_end_to_end_and_resume(tmp_path, fm_data):
-    out = tmp_path / "bench"
-    args = ["bench", "--data", str(fm_data), "--methods", "byol,c_byol:beta=0.5",
-            "--budget", "smoke", "--subset", "100", "--val-subset", "50",
-            "--pretrain-epochs", "1", "--linear-epochs", "1", "--batch-size", "20",
-            "--linear-batch-size", "25",
-            "--out", str(out), "--no-progress"]
-    first = run_cli(*args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [r["label"] for r in rows] == ["byol", "c_byol@beta=0.5"]
-    for r in rows:
-        for key in ("clean_acc1", "mean_corruption_acc1", "knn_acc1", "images_per_sec",
-                    "step_time_ms", "peak_mem_mib", "final_loss"):
-            assert math.isfinite(float(r[key])), (r["label"], key)
-    assert float(rows[1]["step_time_ratio"]) > 0 and rows[0]["step_time_ratio"] == ""
-    assert rows[1]["final_residual_above_floor"] != ""
-    res = json.loads((out / "runs" / "c_byol@beta=0.5" / "result.json").read_text())
-    assert res["method_kwargs"] == {"beta": "0.5"}
-    args_json = json.loads(next((out / "runs" / "c_byol@beta=0.5" / "pretrain")
-                                .rglob("args.json")).read_text())
-    assert args_json["method_kwargs"]["beta"] == 0.5
-    assert len(res["corruptions"]) == 7 and all(len(v) == 5 for v in res["corruptions"].values())
-    for png in ("accuracy.png", "corruptions.png", "training.png"):
-        assert (out / png).stat().st_size > 10_000
-    assert "## Cost" in (out / "report.md").read_text()
-
-    # everything finished: a second launch skips every stage and rewrites only the report
-    logs = {p: p.stat().st_mtime for p in out.rglob("*.log")}
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
-    assert list(csv.DictReader((out / "results.csv").open())) == rows
-
-    # a lost evaluation is redone from the finished checkpoints, nothing is retrained
-    (out / "runs" / "byol" / "result.json").unlink()
-    third = run_cli(*args)
-    assert third.returncode == 0, third.stderr[-3000:]
-    assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
-    assert (out / "runs" / "byol" / "result.json").is_file()
-
-    # finished runs are never reused under another budget
-    other = run_cli(*[("2" if a == "1" and args[i - 1] == "--pretrain-epochs" else a)
-                      for i, a in enumerate(args)])
-    assert other.returncode == 2
-    assert "holds runs made with other settings (pretrain_epochs: 1 -> 2)" in other.stderr
-
-
 @pytest.mark.skipif(not torch.cuda.is_available()
                     or importlib.util.find_spec("nvidia.dali") is None,
                     reason="needs a CUDA GPU and NVIDIA DALI (pip install 'cvr-solo[dali]')")

@@ -1,0 +1,230 @@
+"""The benchmark's shape, as data: budgets, the methods and seeds asked for, and one
+:class:`RunSpec` per (method, seed) with its pretraining overrides kept as a dict.
+
+Pure: nothing here touches the disk, solo-learn or torch. :func:`hydra_args` turns an override
+dict into Hydra's ``key=value`` strings, in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cvr_solo.catalog import CEB_METHODS, METHODS, lookup
+
+__all__ = ["BUDGETS", "Budget", "RunSpec", "hydra_args", "parse_methods", "parse_seeds",
+           "plan_runs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """What every method gets.
+
+    Attributes:
+        subset: class-balanced train images per seed (None: all).
+        val_subset: class-balanced validation images for probe and kNN (None: all).
+        corruption_subset: class-balanced validation images of the corruption suite (fixed
+            draw, seed 0; None: all the validation images used).
+        severities: corruption severities evaluated (1-5).
+        pretrain_epochs / batch_size: the pretraining, the same for every method.
+        device / precision / num_workers: where and how it runs.
+        log_every: Lightning's log_every_n_steps.
+        diag_every / diag_images: the diagnostics callback's period and fixed batch.
+    """
+
+    subset: int | None
+    val_subset: int | None
+    corruption_subset: int | None
+    severities: tuple[int, ...]
+    pretrain_epochs: int
+    batch_size: int
+    device: str
+    precision: str
+    num_workers: int
+    log_every: int
+    diag_every: int
+    diag_images: int
+
+
+BUDGETS: dict[str, Budget] = {
+    # a pipeline check on CPU, meant for 3 seeds x 5 methods in about 30 min on 2 idle cores;
+    # measured under load it likely takes longer (docs/benchmarks.md, section 3). The
+    # pretraining is short; probe and kNN still see all 10k validation images
+    "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
+                    pretrain_epochs=2, batch_size=64, device="cpu", precision="32",
+                    num_workers=1, log_every=1, diag_every=4, diag_images=128),
+    # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
+    # out in docs/benchmarks.md): all 60k/10k images, bf16 mixed precision
+    "gpu": Budget(subset=None, val_subset=None, corruption_subset=2000,
+                  severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
+                  device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
+                  diag_every=100, diag_images=512),
+    # for users with more time on one GPU
+    "full": Budget(subset=None, val_subset=None, corruption_subset=None,
+                   severities=(1, 2, 3, 4, 5), pretrain_epochs=100, batch_size=256,
+                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
+                   diag_every=200, diag_images=512),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One pretraining run of the benchmark.
+
+    Attributes:
+        label: the method as asked (``c_byol@b_view=other``), the report's row name.
+        method: its key in :data:`cvr_solo.catalog.METHODS`.
+        method_kwargs: CEB overrides given on the command line (strings, typed by Hydra).
+        seed: drives the subset draw, the initialisation and the augmentation.
+        run_dir: ``<out>/runs/<label>/seed-<seed>``.
+        train_dir: the seed's class-balanced train subset (or the full train folder).
+        config: the pretrain config file name.
+        overrides: Hydra overrides of ``cvr-solo pretrain``; a ``++`` key may be absent
+            from the config.
+    """
+
+    label: str
+    method: str
+    method_kwargs: Mapping[str, str]
+    seed: int
+    run_dir: Path
+    train_dir: Path
+    config: str
+    overrides: Mapping[str, Any]
+
+
+def parse_methods(spec: str) -> list[tuple[str, str, dict[str, str]]]:
+    """'simclr,c_byol:beta=0.1+b_view=same' -> [(label, method, method_kwargs overrides)].
+
+    Raises:
+        ValueError: for an unknown method, a malformed override, overrides on a baseline or
+            a run given twice.
+
+    Example:
+        >>> parse_methods("byol,c_byol:b_view=other")[1]
+        ('c_byol@b_view=other', 'c_byol', {'b_view': 'other'})
+    """
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, _, kw = item.partition(":")
+        try:
+            info = lookup(name)
+        except KeyError as err:
+            raise ValueError(f"--methods: {err.args[0]}") from None
+        kwargs = {}
+        for pair in filter(None, kw.split("+")):
+            key, eq, value = pair.partition("=")
+            if not eq or not key:
+                raise ValueError(f"--methods: {item!r}: overrides are key=value joined by '+'")
+            kwargs[key] = value
+        if kwargs and info.name not in CEB_METHODS:
+            raise ValueError(f"--methods: {item!r}: only c_simclr/c_byol take CEB overrides")
+        out.append((item.replace(":", "@").replace("+", "_"), info.name, kwargs))
+    labels = [label for label, _, _ in out]
+    if len(set(labels)) != len(labels) or not out:
+        raise ValueError(f"--methods: give each run once, got {spec!r}")
+    return out
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'5,6,7' -> [5, 6, 7].
+
+    Raises:
+        ValueError: naming ``--seeds`` for a non-integer, negative or repeated seed.
+
+    Example:
+        >>> parse_seeds("5, 6,7")
+        [5, 6, 7]
+    """
+    try:
+        seeds = [int(s) for s in spec.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: comma-separated integers, got {spec!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds: distinct non-negative integers, got {spec!r}")
+    return seeds
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_value(v) for v in value) + "]"
+    if isinstance(value, Path):
+        value = str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def hydra_args(overrides: Mapping[str, Any]) -> list[str]:
+    """Hydra override strings: strings and paths quoted (they may hold '=', ',' or spaces),
+    None as null, lists as [a,b]; a :class:`Raw` value is passed as written (Hydra types it).
+
+    Example:
+        >>> hydra_args({"seed": 5, "name": "a=b", "++x.y": None, "m.beta": Raw("0.5")})
+        ['seed=5', "name='a=b'", '++x.y=null', 'm.beta=0.5']
+    """
+    return [f"{k}={v if isinstance(v, Raw) else _value(v)}" for k, v in overrides.items()]
+
+
+class Raw(str):
+    """An override value given on the command line, passed to Hydra unquoted."""
+
+
+def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequence[int],
+              budget: Budget, out: Path, data: Path, augmentations: str = "asymmetric",
+              dali: bool = False) -> list[RunSpec]:
+    """Every (method, seed) run, seed after seed so that an interrupted benchmark leaves
+    whole seeds.
+
+    Args:
+        methods: from :func:`parse_methods`.
+        seeds: from :func:`parse_seeds`.
+        budget: the budget.
+        out: the benchmark's output folder.
+        data: the image folder with train/ and val/.
+        augmentations: an augmentation config of every method, or 'native'.
+        dali: read the training images with NVIDIA DALI.
+
+    Returns:
+        The run specs.
+
+    Example:
+        >>> specs = plan_runs([("byol", "byol", {})], [5, 6], BUDGETS["smoke"], Path("o"),
+        ...                   Path("d"))
+        >>> [(s.label, s.seed, s.overrides["seed"]) for s in specs]
+        [('byol', 5, 5), ('byol', 6, 6)]
+    """
+    accel = "cpu" if budget.device == "cpu" else "gpu"
+    warmup = min(10, budget.pretrain_epochs // 10)
+    specs = []
+    for seed in seeds:
+        train = data / "train" if budget.subset is None else out / "data" / f"seed-{seed}"
+        for label, method, kwargs in methods:
+            run_dir = out / "runs" / label / f"seed-{seed}"
+            over: dict[str, Any] = {
+                "name": f"{label}-seed{seed}", "seed": seed, "data.train_path": train,
+                "data.val_path": None, "data.num_workers": budget.num_workers,
+                "optimizer.batch_size": budget.batch_size, "accelerator": accel,
+                "devices": Raw('"1"'), "precision": Raw(budget.precision),
+                "max_epochs": budget.pretrain_epochs, "checkpoint.dir": run_dir / "pretrain",
+                "auto_resume.enabled": True, "++auto_resume.max_hours": 1000000,
+                "++log_every_n_steps": budget.log_every, "++enable_progress_bar": False,
+                "++scheduler.warmup_epochs": warmup,
+                "++diagnostics.enabled": True, "++diagnostics.every_n_steps": budget.diag_every,
+                "++diagnostics.num_images": budget.diag_images,
+                "++diagnostics.data_path": data / "val", "++diagnostics.seed": 0,
+            }
+            if dali:
+                over["data.format"] = "dali"
+            if augmentations != "native":
+                over["augmentations"] = Raw(f"{augmentations}.yaml")
+            over.update({f"method_kwargs.{k}": Raw(v) for k, v in kwargs.items()})
+            specs.append(RunSpec(label, method, dict(kwargs), seed, run_dir, train,
+                                 f"{METHODS[method].config}.yaml", over))
+    return specs

@@ -1,0 +1,310 @@
+"""The benchmark's stages: each knows whether it is done (its output on disk) and how to run.
+
+- :class:`SubsetStage`: a seed's class-balanced train subset (symlinks).
+- :class:`PretrainStage`: ``cvr-solo pretrain`` of one :class:`~cvr_solo.bench.plan.RunSpec`
+  (solo-learn underneath; an interrupted run resumes from its last checkpoint).
+- :class:`EvaluateStage`: kNN, probe and corruptions of its final checkpoint -> result.json.
+- :class:`ReferenceStage`: the reference rows, once per data set and budget -> reference.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
+from cvr_solo.catalog import METHODS
+
+__all__ = ["Context", "EvaluateStage", "PretrainStage", "ReferenceStage", "SubsetStage",
+           "balanced_subset", "cost_and_curves"]
+
+DIAG_KEYS = ("diag_rankme_feats", "diag_rankme_z", "diag_alignment", "diag_uniformity",
+             "diag_z_std", "diag_z_std_ref")
+
+
+def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
+    """A class-balanced image folder of symlinks into ``src`` (``src`` itself if None)."""
+    if per_class is None:
+        return src
+    marker = dst / ".subset.json"
+    want = {"src": str(src.resolve()), "per_class": per_class, "seed": seed}
+    if marker.is_file() and json.loads(marker.read_text()) == want:
+        return dst
+    if dst.exists():
+        for p in sorted(dst.rglob("*"), reverse=True):
+            p.unlink() if p.is_symlink() or p.is_file() else p.rmdir()
+    rng = random.Random(seed)
+    for cls in sorted(p for p in src.iterdir() if p.is_dir()):
+        files = sorted(cls.iterdir())
+        if len(files) < per_class:
+            raise ValueError(f"{cls} has {len(files)} images, fewer than the {per_class} per "
+                             "class the budget asks for; lower --subset")
+        (dst / cls.name).mkdir(parents=True, exist_ok=True)
+        for f in rng.sample(files, per_class):
+            (dst / cls.name / f.name).symlink_to(f.resolve())
+    marker.write_text(json.dumps(want))
+    return dst
+
+
+def _read_metrics(root: Path) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    for f in sorted(root.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime):
+        rows += list(csv.DictReader(f.open()))
+    return rows
+
+
+def _median(xs: list[float]) -> float | None:
+    """The median of the finite values (the mean of the two middle ones for an even count)."""
+    xs = sorted(x for x in xs if math.isfinite(x))
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
+    """Cost (median step time and images/s, peak memory) and per-step curves (loss, R, R above
+    its floor, the ``diag_*`` diagnostics) from the CSV logs of a pretraining run (all its
+    launches, later ones overriding earlier steps).
+
+    Step time and images/s count each optimiser step once: a step logged by two launches (a
+    resumed run redoes the steps after its last checkpoint) keeps the later launch's value,
+    as the curves do. Peak memory is the maximum over every launch.
+    """
+    rows = _read_metrics(root)
+
+    def col(key: str) -> list[float]:
+        return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+
+    def per_step(key: str) -> list[float]:
+        last = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
+        return list(last.values())
+
+    cost = {"step_time": _median(per_step("train_step_time")),
+            "images_per_sec": _median(per_step("train_images_per_sec")),
+            "peak_rss_mib": max(col("peak_rss_mib"), default=None),
+            "peak_gpu_mem_mib": max(col("peak_gpu_mem_mib"), default=None)}
+    keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
+            "residual_above_floor": "train_residual_above_floor_step",
+            **{k[len("diag_"):]: k for k in DIAG_KEYS}}
+    curves: dict[str, list] = {}
+    for name, key in keys.items():
+        by_step = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
+        steps = sorted(by_step)
+        curves[name] = [by_step[s] for s in steps]
+        curves[f"{name}_step"] = steps
+    curves["step"] = curves["loss_step"]
+    return cost, curves
+
+
+def _final_checkpoint(root: Path, epochs: int) -> Path | None:
+    found = sorted(root.rglob(f"*-ep={epochs - 1}.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+@dataclass
+class Context:
+    """What the stages of one benchmark share: settings and the images, loaded once."""
+
+    budget: Budget
+    out: Path
+    data: Path
+    config_dir: Path
+    progress: bool = True
+    _train: dict[Path, Any] = field(default_factory=dict)
+    _val: Any = None
+    _corruption_idx: Any = None
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.budget.device == "cpu" else "cuda"
+
+    def train_set(self, folder: Path) -> Any:
+        from cvr_solo.bench.evaluate import load_image_folder
+
+        if folder not in self._train:
+            self._train[folder] = load_image_folder(folder)
+        return self._train[folder]
+
+    def val_set(self) -> Any:
+        """The validation images of probe and kNN (all unless the budget restricts them)."""
+        from cvr_solo.bench.evaluate import ImageSet, balanced_indices, load_image_folder
+
+        if self._val is None:
+            full = load_image_folder(self.data / "val")
+            idx = balanced_indices(full.labels, self.budget.val_subset, seed=0)
+            self._val = ImageSet(full.images[idx], full.labels[idx])
+            self._corruption_idx = balanced_indices(self._val.labels,
+                                                    self.budget.corruption_subset, seed=0)
+        return self._val
+
+    def corruption_idx(self) -> Any:
+        self.val_set()
+        return self._corruption_idx
+
+
+@dataclass
+class SubsetStage:
+    """The class-balanced train subset of one seed."""
+
+    ctx: Context
+    seed: int
+    dst: Path
+
+    def done(self) -> bool:
+        return self.ctx.budget.subset is None or (self.dst / ".subset.json").is_file()
+
+    def run(self) -> None:
+        n_cls = sum(p.is_dir() for p in (self.ctx.data / "train").iterdir())
+        balanced_subset(self.ctx.data / "train", self.dst, self.ctx.budget.subset // n_cls,
+                        self.seed)
+
+
+def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
+            log: Path) -> None:
+    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``.
+
+    Raises:
+        RuntimeError: with the log's last lines, if it fails.
+    """
+    cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
+           "--config-name", config_name, *overrides]
+    with log.open("a") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        tail = log.read_text().splitlines()[-25:]
+        raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
+                           f"{log}:\n" + "\n".join(tail))
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far: a cost figure
+    that a loaded machine inflates far less than wall time."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class PretrainStage:
+    """``cvr-solo pretrain`` of one run; done when its last epoch's checkpoint exists."""
+
+    ctx: Context
+    spec: RunSpec
+
+    def checkpoint(self) -> Path | None:
+        return _final_checkpoint(self.spec.run_dir / "pretrain", self.ctx.budget.pretrain_epochs)
+
+    def done(self) -> bool:
+        return self.checkpoint() is not None
+
+    def run(self) -> None:
+        self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        t0, cpu0 = time.time(), _children_cpu()
+        run_cli("pretrain", self.ctx.config_dir, self.spec.config,
+                hydra_args(self.spec.overrides), self.spec.run_dir / "pretrain.log")
+        if not self.done():
+            raise RuntimeError(f"{self.spec.label} seed {self.spec.seed}: pretraining ended "
+                               "without its last checkpoint")
+        (self.spec.run_dir / "pretrain_seconds.json").write_text(json.dumps(
+            {"wall": time.time() - t0, "cpu": _children_cpu() - cpu0}))
+
+
+@dataclass
+class EvaluateStage:
+    """kNN, probe and corruption suite of a finished pretraining -> result.json."""
+
+    ctx: Context
+    spec: RunSpec
+
+    @property
+    def result_file(self) -> Path:
+        return self.spec.run_dir / "result.json"
+
+    def done(self) -> bool:
+        return self.result_file.is_file()
+
+    def result(self) -> dict[str, Any]:
+        return json.loads(self.result_file.read_text())
+
+    def run(self) -> None:
+        from cvr_solo.bench.evaluate import evaluate_run
+
+        ckpt = PretrainStage(self.ctx, self.spec).checkpoint()
+        if ckpt is None:
+            raise RuntimeError(f"{self.spec.label} seed {self.spec.seed}: no final checkpoint")
+        t0, cpu0 = time.time(), time.process_time()
+        ev = evaluate_run(ckpt, self.ctx.train_set(self.spec.train_dir), self.ctx.val_set(),
+                          self.ctx.corruption_idx(), self.ctx.budget.severities,
+                          self.ctx.device, progress=self.ctx.progress)
+        cost, curves = cost_and_curves(self.spec.run_dir / "pretrain", self.spec.method)
+        secs = self.spec.run_dir / "pretrain_seconds.json"
+        pre = json.loads(secs.read_text()) if secs.is_file() else {}
+        if not isinstance(pre, dict):
+            pre = {"wall": pre}
+        result = {"label": self.spec.label, "method": self.spec.method,
+                  "method_kwargs": dict(self.spec.method_kwargs), "seed": self.spec.seed,
+                  "pretrain_checkpoint": str(ckpt),
+                  "pretrain_seconds": pre.get("wall"), "pretrain_cpu_seconds": pre.get("cpu"),
+                  "evaluate_seconds": time.time() - t0,
+                  "evaluate_cpu_seconds": time.process_time() - cpu0, **ev, "cost": cost,
+                  "curves": curves}
+        self.result_file.write_text(json.dumps(result, indent=1))
+
+
+@dataclass
+class ReferenceStage:
+    """The reference rows (raw pixels; an untrained backbone of the runs' architecture and
+    stem), computed once per data set and budget on the train subset drawn with seed 0;
+    reused while reference.json's key matches."""
+
+    ctx: Context
+    run_args: dict[str, Any]
+
+    @property
+    def path(self) -> Path:
+        return self.ctx.out / "reference.json"
+
+    def key(self) -> dict[str, Any]:
+        b = self.ctx.budget
+        bb = self.run_args["backbone"]
+        return {"data": str(self.ctx.data.resolve()), "subset": b.subset,
+                "val_subset": b.val_subset, "corruption_subset": b.corruption_subset,
+                "severities": list(b.severities), "backbone": bb["name"],
+                "backbone_kwargs": bb.get("kwargs") or {}}
+
+    def done(self) -> bool:
+        return self.path.is_file() and json.loads(self.path.read_text())["key"] == self.key()
+
+    def rows(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text())["rows"]
+
+    def run(self) -> None:
+        from cvr_solo.bench.evaluate import reference_rows
+
+        folder = self.ctx.data / "train"
+        if self.ctx.budget.subset is not None:
+            folder = self.ctx.out / "data" / "reference"
+            SubsetStage(self.ctx, 0, folder).run()
+        aug = self.run_args["augmentations"][0]
+        bb = self.run_args["backbone"]
+        t0 = time.time()
+        rows = reference_rows(self.ctx.train_set(folder), self.ctx.val_set(),
+                              self.ctx.corruption_idx(), self.ctx.budget.severities,
+                              bb["name"], dict(bb.get("kwargs") or {}), aug["mean"],
+                              aug["std"], self.ctx.device, self.ctx.progress)
+        self.path.write_text(json.dumps({"key": self.key(), "rows": rows,
+                                         "seconds": time.time() - t0}, indent=1))

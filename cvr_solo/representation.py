@@ -1,0 +1,156 @@
+"""Representation diagnostics: collapse and spread of features, without solo-learn.
+
+- :func:`effective_rank`: RankMe (Garrido et al. 2023, Eq. 1), ``exp`` of the entropy of the
+  normalised singular values of a batch of features.
+- :func:`alignment` and :func:`uniformity`: Wang & Isola (2020, Sec. 4.1) on l2-normalised
+  embeddings of positive pairs.
+- :func:`normalised_std`: the mean over dimensions of the standard deviation of the
+  l2-normalised embeddings; about ``1/sqrt(d)`` for well-spread embeddings, 0 when they
+  collapse to one point (the collapse signal of Chen & He 2021, Sec. 4.1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["alignment", "effective_rank", "normalised_std", "summary", "uniformity"]
+
+
+def _matrix(x: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[0] < 2:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a (n >= 2, d) tensor, got {shape}")
+    return x.detach().double()
+
+
+def effective_rank(feats: torch.Tensor, eps: float = 1e-7) -> float:
+    """RankMe: ``exp(-sum_k p_k log p_k)``, ``p_k = s_k / sum(s) + eps`` over the singular values
+    ``s`` of the (uncentred) ``(n, d)`` feature matrix (Garrido et al. 2023, Eq. 1).
+
+    Between 1 (all features on one line) and ``min(n, d)`` (equal singular values).
+
+    Args:
+        feats: ``(n, d)`` features, one row per image.
+        eps: the paper's epsilon, keeping ``log`` finite for zero singular values.
+
+    Returns:
+        The effective rank (a float).
+
+    Raises:
+        ValueError: if ``feats`` is not a matrix with at least two rows.
+
+    Example:
+        >>> round(effective_rank(torch.ones(8, 4)), 3)
+        1.0
+    """
+    s = torch.linalg.svdvals(_matrix(feats, "feats"))
+    total = s.sum()
+    if total <= 0:
+        return 1.0
+    p = s / total + eps
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def alignment(z1: torch.Tensor, z2: torch.Tensor, alpha: float = 2.0) -> float:
+    """``E ||f(x) - f(y)||^alpha`` over positive pairs of l2-normalised embeddings
+    (Wang & Isola 2020, Eq. 2 with alpha = 2). 0 when views map to the same point, at most 4.
+
+    Args:
+        z1: ``(n, d)`` embeddings of the first views.
+        z2: ``(n, d)`` embeddings of the second views, row i the positive of ``z1[i]``.
+        alpha: the exponent.
+
+    Returns:
+        The mean alignment loss (lower is better aligned).
+
+    Raises:
+        ValueError: if the shapes differ or are not matrices.
+
+    Example:
+        >>> alignment(torch.tensor([[1.0, 0.0]] * 2), torch.tensor([[0.0, 1.0]] * 2))
+        2.0000000000000004
+    """
+    a, b = _matrix(z1, "z1"), _matrix(z2, "z2")
+    if a.shape != b.shape:
+        raise ValueError(f"z1 and z2 must have one shape, got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    return float((a - b).norm(dim=1).pow(alpha).mean())
+
+
+def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
+    """``log E_{i != j} exp(-t ||f(x_i) - f(x_j)||^2)`` over distinct pairs of l2-normalised
+    embeddings (Wang & Isola 2020, Eq. 3 with t = 2). 0 when all collapse to one point, more
+    negative when spread over the sphere.
+
+    Args:
+        z: ``(n, d)`` embeddings.
+        t: the Gaussian potential's scale.
+
+    Returns:
+        The uniformity loss (lower is more uniform).
+
+    Raises:
+        ValueError: if ``z`` is not a matrix with at least two rows.
+
+    Example:
+        >>> round(uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])), 6)
+        -8.0
+    """
+    x = F.normalize(_matrix(z, "z"), dim=1)
+    sq = torch.pdist(x).pow(2)
+    return float(torch.logsumexp(-t * sq, dim=0) - math.log(len(sq)))
+
+
+def normalised_std(z: torch.Tensor) -> float:
+    """Mean over dimensions of the (population) standard deviation of ``z / ||z||``.
+
+    Args:
+        z: ``(n, d)`` embeddings.
+
+    Returns:
+        The mean per-dimension std; ``1/sqrt(d)`` is the value of isotropic embeddings,
+        0 that of a collapse to one point.
+
+    Raises:
+        ValueError: if ``z`` is not a matrix with at least two rows.
+
+    Example:
+        >>> normalised_std(torch.ones(5, 3))
+        0.0
+    """
+    x = F.normalize(_matrix(z, "z"), dim=1)
+    return float(x.std(dim=0, unbiased=False).mean())
+
+
+def summary(feats: torch.Tensor, z1: torch.Tensor | None = None,
+            z2: torch.Tensor | None = None) -> dict[str, float]:
+    """The diagnostics of one batch: RankMe of the backbone features and, given projector
+    outputs of two views, RankMe, alignment, uniformity and normalised std of those.
+
+    Args:
+        feats: ``(n, d)`` backbone features (of the first views).
+        z1: ``(n, k)`` projector outputs of the first views, or None.
+        z2: ``(n, k)`` projector outputs of the second views, or None.
+
+    Returns:
+        ``{"rankme_feats", "rankme_z", "alignment", "uniformity", "z_std", "z_std_ref"}``
+        (only ``rankme_feats`` without ``z1``; no ``alignment`` without ``z2``).
+
+    Raises:
+        ValueError: on malformed inputs (see the functions above).
+
+    Example:
+        >>> sorted(summary(torch.eye(4)))
+        ['rankme_feats']
+    """
+    out = {"rankme_feats": effective_rank(feats)}
+    if z1 is not None:
+        out.update(rankme_z=effective_rank(z1), uniformity=uniformity(z1),
+                   z_std=normalised_std(z1), z_std_ref=1.0 / math.sqrt(z1.shape[1]))
+        if z2 is not None:
+            out["alignment"] = alignment(z1, z2)
+    return out

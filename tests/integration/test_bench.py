@@ -1,0 +1,90 @@
+"""The benchmark inside solo-learn: the diagnostics callback in a SimCLR pretraining, and a tiny
+multi-seed ``cvr-solo bench`` with its relaunch skipping finished (method, seed) runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+from .helpers import PRETRAIN, run_cli, small_run_overrides
+
+
+def test_bench_diagnostics_callback_in_a_simclr_pretraining(tmp_path, fm_data):
+    over = small_run_overrides(fm_data, tmp_path / "models")  # 5 steps
+    res = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", "simclr.yaml",
+                  *over, "diagnostics.enabled=True", "diagnostics.every_n_steps=2",
+                  "diagnostics.num_images=24", f"diagnostics.data_path={fm_data / 'val'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [r for f in (tmp_path / "models").rglob("metrics.csv") for r in csv.DictReader(f.open())
+            if r.get("diag_rankme_feats")]
+    assert [int(r["step"]) for r in rows] == [1, 2, 4, 5]  # first, every 2nd, last
+    for r in rows:
+        assert 1 <= float(r["diag_rankme_feats"]) <= 24  # at most the batch size
+        assert 1 <= float(r["diag_rankme_z"]) <= 24
+        assert 0 <= float(r["diag_alignment"]) <= 4
+        assert -4 <= float(r["diag_uniformity"]) <= 0
+        assert 0 <= float(r["diag_z_std"]) <= 1
+        assert float(r["diag_z_std_ref"]) == 1 / math.sqrt(256)  # SimCLR's proj_output_dim
+    bad = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", "simclr.yaml",
+                  *over, "diagnostics.enabled=True", "diagnostics.every_n_steps=0")
+    assert bad.returncode == 2
+    assert "diagnostics.every_n_steps must be an integer >= 1, got 0" in bad.stderr
+
+
+def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
+    out = tmp_path / "bench"
+    args = ["bench", "--data", str(fm_data), "--methods", "byol,c_byol:beta=0.5",
+            "--seeds", "1,2", "--subset", "80", "--val-subset", "50",
+            "--corruption-subset", "20", "--severities", "1,3", "--pretrain-epochs", "1",
+            "--batch-size", "20", "--diag-every", "2", "--diag-images", "16",
+            "--out", str(out), "--no-progress"]
+    first = run_cli(*args, timeout=1800)  # four pretrainings of 4 steps
+    assert first.returncode == 0, first.stderr[-3000:]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["label"], r["seed"]) for r in rows] == [
+        ("byol", "1"), ("c_byol@beta=0.5", "1"), ("byol", "2"), ("c_byol@beta=0.5", "2")]
+    for r in rows:
+        for key in ("clean_acc1", "mean_corruption_acc1", "knn_acc1", "images_per_sec",
+                    "step_time_ms", "peak_mem_mib", "final_loss", "rankme_feats",
+                    "rankme_z", "alignment", "uniformity", "z_std", "pretrain_cpu_seconds"):
+            assert math.isfinite(float(r[key])), (r["label"], key)
+    assert rows[1]["final_residual_above_floor"] != "" and rows[0]["step_time_ratio"] == ""
+    res = json.loads((out / "runs" / "c_byol@beta=0.5" / "seed-2" / "result.json").read_text())
+    assert res["method_kwargs"] == {"beta": "0.5"} and res["seed"] == 2
+    assert res["corruption_images"] == 20 and res["severities"] == [1, 3]
+    args_json = json.loads(next((out / "runs" / "c_byol@beta=0.5" / "seed-2" / "pretrain")
+                                .rglob("args.json")).read_text())
+    assert args_json["method_kwargs"]["beta"] == 0.5 and args_json["seed"] == 2
+    # the seed draws the subset
+    s1 = sorted(p.name for p in (out / "data" / "seed-1").rglob("*.png"))
+    s2 = sorted(p.name for p in (out / "data" / "seed-2").rglob("*.png"))
+    assert len(s1) == len(s2) == 80 and s1 != s2
+    ref = json.loads((out / "reference.json").read_text())["rows"]
+    assert set(ref) == {"raw pixels (linear probe)", "random resnet18 (untrained)"}
+    md = (out / "report.md").read_text()
+    assert "| c_byol@beta=0.5 - byol | 2 |" in md and "*reference: raw pixels" in md
+    for png in ("accuracy.png", "corruptions.png", "training.png"):
+        assert (out / png).stat().st_size > 10_000
+
+    # a relaunch (here with one of the seeds) skips every finished run
+    logs = {p: p.stat().st_mtime for p in out.rglob("*.log")}
+    ref_time = (out / "reference.json").stat().st_mtime
+    again = run_cli(*[("2" if a == "1,2" else a) for a in args])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
+    assert (out / "reference.json").stat().st_mtime == ref_time
+    assert list(csv.DictReader((out / "results.csv").open())) == rows[2:]
+
+    # a lost evaluation is redone from the finished checkpoint, nothing is retrained
+    (out / "runs" / "byol" / "seed-1" / "result.json").unlink()
+    third = run_cli(*args)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert {p: p.stat().st_mtime for p in out.rglob("*.log")} == logs
+    assert (out / "runs" / "byol" / "seed-1" / "result.json").is_file()
+
+    # finished runs are never reused under another budget
+    other = run_cli(*[("2" if a == "1" and args[i - 1] == "--pretrain-epochs" else a)
+                      for i, a in enumerate(args)])
+    assert other.returncode == 2
+    assert "holds runs made with other settings (pretrain_epochs: 1 -> 2)" in other.stderr

@@ -1,0 +1,176 @@
+"""The benchmark's pure plan, its statistics and its evaluation helpers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from cvr_solo.bench.evaluate import (
+    ImageSet,
+    balanced_indices,
+    probe_accuracy,
+    reference_rows,
+    train_probe,
+)
+from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
+from cvr_solo.bench.stats import mean_std, paired_t_interval
+
+
+def test_parse_methods():
+    assert parse_methods("simclr,c_byol:beta=0.1+b_view=same,barlow") == [
+        ("simclr", "simclr", {}),
+        ("c_byol@beta=0.1_b_view=same", "c_byol", {"beta": "0.1", "b_view": "same"}),
+        ("barlow", "barlow_twins", {})]
+    with pytest.raises(ValueError, match="unknown method 'moco'"):
+        parse_methods("simclr,moco")
+    with pytest.raises(ValueError, match="only c_simclr/c_byol take CEB overrides"):
+        parse_methods("byol:beta=1")
+    with pytest.raises(ValueError, match="give each run once"):
+        parse_methods("byol,byol")
+    with pytest.raises(ValueError, match="overrides are key=value"):
+        parse_methods("c_byol:beta")
+
+
+def test_parse_seeds():
+    assert parse_seeds("5,6,7") == [5, 6, 7]
+    for bad in ("5,x", "5,5", "", "-1"):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_hydra_args_quote_once():
+    assert hydra_args({"name": "c_byol@b_view=other-seed5", "x": None, "e": 2,
+                       "p": Path("/a b/c,d"), "t": True, "l": [1, 2],
+                       "method_kwargs.beta": Raw("0.5")}) == [
+        "name='c_byol@b_view=other-seed5'", "x=null", "e=2", "p='/a b/c,d'", "t=True",
+        "l=[1,2]", "method_kwargs.beta=0.5"]
+    assert hydra_args({"n": "it's"}) == ["n='it\\'s'"]
+
+
+def test_plan_is_seed_major_with_per_seed_subsets_and_overrides():
+    methods = parse_methods("simclr,c_byol:b_view=other")
+    specs = plan_runs(methods, [5, 6], BUDGETS["smoke"], Path("out"), Path("data"))
+    assert [(s.label, s.seed) for s in specs] == [
+        ("simclr", 5), ("c_byol@b_view=other", 5), ("simclr", 6), ("c_byol@b_view=other", 6)]
+    s = specs[1]
+    assert s.run_dir == Path("out/runs/c_byol@b_view=other/seed-5")
+    assert s.train_dir == Path("out/data/seed-5") and specs[2].train_dir == Path("out/data/seed-6")
+    assert s.config == "c_byol.yaml"
+    o = s.overrides
+    assert o["seed"] == 5 and o["data.train_path"] == s.train_dir
+    assert o["max_epochs"] == BUDGETS["smoke"].pretrain_epochs
+    assert o["checkpoint.dir"] == s.run_dir / "pretrain"
+    assert o["method_kwargs.b_view"] == "other" and o["++diagnostics.enabled"] is True
+    assert o["++diagnostics.data_path"] == Path("data/val")  # held out from pretraining
+    assert o["data.val_path"] is None and o["accelerator"] == "cpu"
+    args = hydra_args(o)
+    assert "method_kwargs.b_view=other" in args and "augmentations=asymmetric.yaml" in args
+    assert "seed=5" in args and "precision=32" in args
+    gpu = plan_runs(methods, [5], BUDGETS["gpu"], Path("o"), Path("d"), "native", dali=True)
+    assert gpu[0].train_dir == Path("d/train")  # all images
+    assert gpu[0].overrides["precision"] == "bf16-mixed"
+    assert gpu[0].overrides["data.format"] == "dali" and "augmentations" not in gpu[0].overrides
+
+
+def test_budgets():
+    g = BUDGETS["gpu"]
+    assert (g.subset, g.val_subset, g.batch_size, g.precision) == (None, None, 256, "bf16-mixed")
+    assert BUDGETS["full"].pretrain_epochs == 100
+    assert all(b.val_subset is None for b in BUDGETS.values())  # the full validation split
+
+
+def test_mean_std_and_t_interval_against_hand_numbers():
+    assert mean_std([2.0, 4.0, 9.0]) == pytest.approx((5.0, math.sqrt(13), 3))
+    m, sd, n = mean_std([1.5])
+    assert (m, n) == (1.5, 1) and math.isnan(sd)
+    assert mean_std([1.0, None, float("nan"), 3.0])[:2] == pytest.approx((2.0, math.sqrt(2)))
+    # diffs 1, 2, 3 (n = 3): mean 2, sd 1, t(0.975, 2) = 4.302652729911275
+    m, lo, hi, n = paired_t_interval([11.0, 12.0, 13.0], [10.0, 10.0, 10.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (m, n) == (2.0, 3) and (lo, hi) == pytest.approx((2 - half, 2 + half))
+    # 90% with n = 5: t(0.95, 4) = 2.131846786326649; diffs -1, 0, 1, 2, 3 (sd sqrt(2.5))
+    m, lo, hi, n = paired_t_interval([-1.0, 0.0, 1.0, 2.0, 3.0], [0.0] * 5, level=0.9)
+    half = 2.131846786326649 * math.sqrt(2.5) / math.sqrt(5)
+    assert (lo, hi) == pytest.approx((1 - half, 1 + half))
+    from scipy import stats
+
+    ref = stats.t.interval(0.9, 4, loc=1.0, scale=math.sqrt(2.5) / math.sqrt(5))
+    assert (lo, hi) == pytest.approx(ref)
+    with pytest.raises(ValueError, match="equal non-empty"):
+        paired_t_interval([1.0], [1.0, 2.0])
+
+
+def test_balanced_indices():
+    labels = torch.tensor([0, 1, 2] * 10)
+    idx = balanced_indices(labels, 9, seed=3)
+    assert torch.bincount(labels[idx]).tolist() == [3, 3, 3]
+    assert torch.equal(idx, balanced_indices(labels, 9, seed=3))
+    assert not torch.equal(idx, balanced_indices(labels, 9, seed=4))
+    assert torch.equal(balanced_indices(labels, None), torch.arange(30))
+    with pytest.raises(ValueError, match="multiple of 3"):
+        balanced_indices(labels, 10)
+
+
+def test_probe_learns_a_separable_problem_and_generalises():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 20, generator=g) * 3
+    y = torch.arange(400) % 4
+    x = centres[y] + torch.randn(400, 20, generator=g)
+    probe = train_probe(x[:200], y[:200])
+    assert probe_accuracy(probe, x[200:], y[200:]) > 95
+    noise = torch.randn(400, 20, generator=g)
+    assert probe_accuracy(train_probe(noise[:200], y[:200]), noise[200:], y[200:]) < 45
+
+
+def test_reference_rows_pixels_and_untrained_backbone(monkeypatch):
+    """Pixel probe on images whose class is the brightness of one quadrant: ~100%; the
+    'untrained backbone' (a fixed random projection here) is evaluated like a run."""
+    import cvr_solo.bench.evaluate as ev
+
+    g = torch.Generator().manual_seed(1)
+
+    def images(n: int) -> ImageSet:
+        y = torch.arange(n) % 4
+        x = torch.rand(n, 3, 8, 8, generator=g) * 0.2
+        for k in range(4):
+            r, c = divmod(k, 2)
+            x[y == k, :, 4 * r:4 * r + 4, 4 * c:4 * c + 4] += 0.7
+        return ImageSet(x, y)
+
+    def fake_backbone(name, kwargs, seed=0):
+        assert (name, kwargs) == ("resnet18", {"small_stem": True})
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 32))
+
+    monkeypatch.setattr(ev, "random_backbone", fake_backbone)
+    train, val = images(200), images(100)
+    rows = reference_rows(train, val, torch.arange(0, 100, 5), (3,), "resnet18",
+                          {"small_stem": True}, [0.5] * 3, [0.25] * 3, "cpu", progress=False)
+    assert rows["raw pixels (linear probe)"]["clean"] == 100.0
+    rnd = rows["random resnet18 (untrained)"]
+    assert rnd["clean"] > 90 and rnd["knn_acc1"] > 90
+    assert rnd["corruption_images"] == 20 and len(rnd["corruptions"]) == 7
+    json.dumps(rows)
+
+
+def test_reference_stage_is_cached_per_data_and_budget(tmp_path):
+    import dataclasses
+
+    from cvr_solo.bench.stages import Context, ReferenceStage
+
+    args = {"backbone": {"name": "resnet18", "kwargs": {"small_stem": True}},
+            "augmentations": [{"mean": [0.2] * 3, "std": [0.3] * 3}]}
+    ctx = Context(BUDGETS["smoke"], tmp_path, tmp_path / "data", tmp_path)
+    stage = ReferenceStage(ctx, args)
+    assert not stage.done()
+    stage.path.write_text(json.dumps({"key": stage.key(), "rows": {"x": {"clean": 1.0}}}))
+    assert stage.done() and stage.rows() == {"x": {"clean": 1.0}}
+    other = Context(dataclasses.replace(BUDGETS["smoke"], subset=500), tmp_path,
+                    tmp_path / "data", tmp_path)
+    assert not ReferenceStage(other, args).done()
+    big = {**args, "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}}}
+    assert not ReferenceStage(ctx, big).done()
