@@ -122,7 +122,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         dm.val_dataloader = lambda: val_loader
         data = {"datamodule": dm}
     run_dir = os.path.join(cfg.checkpoint.dir, "linear")
-    return fit(cfg, model, data, run_dir, extra_callbacks)
+    return fit(cfg, model, data, run_dir, extra_callbacks, command="linear")
 
 
 main = hydra_entry(run, "linear")

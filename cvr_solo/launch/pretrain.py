@@ -92,7 +92,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         model = model.to(memory_format=torch.channels_last)
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
-    return fit(cfg, model, data, run_dir, extra_callbacks)
+    return fit(cfg, model, data, run_dir, extra_callbacks, command="pretrain")
 
 
 main = hydra_entry(run, "pretrain")
