@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -103,9 +104,10 @@ def hydra_help(command: str) -> str:
     lines += ["", "Main overrides (Hydra syntax, key=value; ++key=value adds a key):"]
     for over, what in _MAIN_OVERRIDES[command]:
         lines.append(f"  {over:<52} {what}")
-    lines += ["", "Every key of the config can be overridden; `--cfg job` prints the composed "
-              "config, --hydra-help Hydra's own options. --verbose (or CVR_SOLO_VERBOSE=1) "
-              "shows the third-party warnings cvr-solo silences."]
+    lines += ["", *textwrap.wrap(
+        "Every key of the config can be overridden; `--cfg job` prints the composed config, "
+        "--hydra-help Hydra's own options. --verbose (or CVR_SOLO_VERBOSE=1) shows the "
+        "third-party warnings cvr-solo silences.", 90)]
     return "\n".join(lines) + "\n"
 
 
@@ -187,8 +189,9 @@ def usage() -> str:
     lines = ["usage: cvr-solo [--version] [--verbose] COMMAND [ARGS]", "",
              "C-SimCLR and C-BYOL for solo-learn. Commands:"]
     lines += [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
-    lines += ["", "`cvr-solo COMMAND --help` describes a command. --verbose (or "
-              "CVR_SOLO_VERBOSE=1) shows the third-party warnings cvr-solo silences."]
+    lines += ["", *textwrap.wrap(
+        "`cvr-solo COMMAND --help` describes a command. --verbose (or CVR_SOLO_VERBOSE=1) "
+        "shows the third-party warnings cvr-solo silences.", 90)]
     return "\n".join(lines) + "\n"
 
 
