@@ -74,3 +74,11 @@ def test_metrics_csv_column_order_new_columns_and_resume(tmp_path):
     assert rows[0] == ["step", "epoch", "train_a", "train_z", "val_acc1"]
     assert rows[1:] == [["0", "0", "2.0", "1.0", ""], ["4", "0", "", "", "10.0"],
                         ["5", "1", "3.0", "", ""]]
+
+
+def test_summary_says_when_max_steps_cut_the_run():
+    t = SimpleNamespace(max_epochs=200, current_epoch=1, global_step=5, max_steps=5,
+                        callback_metrics={"val_acc1": torch.tensor(9.0)})
+    first, *_, last = run_summary("pretrain", t, "r", "r/x.ckpt", "r/metrics.csv").splitlines()
+    assert first == "cvr-solo pretrain: done, epoch 1/200, 5 steps (max_steps=5 reached)"
+    assert last == "  online linear val acc@1: 9.00 %"

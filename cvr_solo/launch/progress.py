@@ -90,8 +90,10 @@ def run_summary(command: str, trainer: pl.Trainer, run_dir: str | Path | None,
           online linear val acc@1: 41.50 %
     """
     epochs = trainer.max_epochs
+    max_steps = getattr(trainer, "max_steps", -1) or -1
+    cut = f" (max_steps={max_steps} reached)" if 0 < max_steps <= trainer.global_step else ""
     lines = [f"cvr-solo {command}: done, epoch {trainer.current_epoch}/{epochs}, "
-             f"{trainer.global_step} steps"]
+             f"{trainer.global_step} steps{cut}"]
     if run_dir is not None:
         lines.append(f"  run folder:      {run_dir}")
     last = checkpoint if checkpoint else "none (checkpoint.enabled=False)"
