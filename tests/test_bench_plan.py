@@ -174,3 +174,38 @@ def test_reference_stage_is_cached_per_data_and_budget(tmp_path):
     assert not ReferenceStage(other, args).done()
     big = {**args, "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}}}
     assert not ReferenceStage(ctx, big).done()
+
+
+def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):
+    from cvr_solo.bench.plan import BUDGETS, parse_methods, plan_runs
+    from cvr_solo.bench.run import check_runs
+    from cvr_solo.config import ConfigError, shipped_config_dir
+
+    config_dir = shipped_config_dir("pretrain", "fashion-mnist")
+    good = plan_runs(parse_methods("byol,c_byol:b_view=other"), [5, 6], BUDGETS["smoke"],
+                     tmp_path, tmp_path)
+    check_runs(config_dir, good)
+    bad = plan_runs(parse_methods("byol,c_byol:kapa_e=5"), [5], BUDGETS["smoke"], tmp_path,
+                    tmp_path)
+    with pytest.raises(ConfigError, match=r"--methods c_byol@kapa_e=5: .*kapa_e"):
+        check_runs(config_dir, bad)
+    worse = plan_runs(parse_methods("c_byol:beta=-1"), [5], BUDGETS["smoke"], tmp_path,
+                      tmp_path)
+    with pytest.raises(ConfigError, match="method_kwargs.beta must be a number >= 0, got -1"):
+        check_runs(config_dir, worse)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_bench_help_describes_every_option_and_each_budget():
+    from cvr_solo.bench.plan import BUDGETS
+    from cvr_solo.bench.run import _parser, describe_budget
+
+    parser = _parser()
+    for action in parser._actions:
+        assert action.help, action.option_strings
+    text = parser.format_help()
+    for name in BUDGETS:
+        assert describe_budget(name) in text
+    smoke = BUDGETS["smoke"]
+    assert (f"smoke: {smoke.subset} train images per seed, {smoke.pretrain_epochs} pretraining "
+            f"epochs at batch {smoke.batch_size}") in text

@@ -219,3 +219,28 @@ def test_dali_needs_a_dali_dataset():
     cfg = _compose("pretrain", "cifar", "byol", ["data.format=dali"])
     with pytest.raises(ConfigError, match="data.format='dali' needs data.dataset in"):
         validate_pretrain_cfg(cfg)
+
+
+# --- compose_and_validate: what bench calls for every method before the first run -----------
+
+def test_compose_and_validate_names_the_misspelt_key():
+    from cvr_solo.compose import compose_and_validate
+    from cvr_solo.config import ConfigError, shipped_config_dir
+
+    d = shipped_config_dir("pretrain", "fashion-mnist")
+    cfg = compose_and_validate(d, "c_byol.yaml", {"method_kwargs.beta": 0.25, "max_epochs": 3})
+    assert cfg.method_kwargs.beta == 0.25 and cfg.max_epochs == 3
+    with pytest.raises(ConfigError, match=r"method_kwargs\.kapa_e is not a c_byol setting"):
+        compose_and_validate(d, "c_byol", ["++method_kwargs.kapa_e=5"])
+    with pytest.raises(ConfigError, match=r"kapa_e") as err:  # Hydra's own refusal, named
+        compose_and_validate(d, "c_byol", ["method_kwargs.kapa_e=5"])
+    assert "Traceback" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"method_kwargs\.kappa_e must be a number > 0"):
+        compose_and_validate(d, "c_simclr", ["method_kwargs.kappa_e=-1"])
+    with pytest.raises(ConfigError, match=r"optimizer\.batch_size must be an integer"):
+        compose_and_validate(d, "simclr", ["optimizer.batch_size=0"])
+    with pytest.raises(FileNotFoundError, match="no config nope.yaml"):
+        compose_and_validate(d, "nope")
+    lin = compose_and_validate(shipped_config_dir("linear", "fashion-mnist"), "linear",
+                               ["pretrained_feature_extractor=x.ckpt"], kind="linear")
+    assert lin.pretrained_feature_extractor == "x.ckpt"

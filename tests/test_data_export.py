@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from cvr_solo.data import CLASS_NAMES, DEFAULT_SOURCE, export_fashion_mnist, verify_export
-from cvr_solo.data.fashion_mnist import main
+from cvr_solo.data.cli import main
 
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

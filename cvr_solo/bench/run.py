@@ -25,12 +25,21 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from cvr_solo.bench.plan import BUDGETS, Budget, parse_methods, parse_seeds, plan_runs
+from cvr_solo.bench.plan import (
+    BUDGETS,
+    Budget,
+    RunSpec,
+    hydra_args,
+    parse_methods,
+    parse_seeds,
+    plan_runs,
+)
 from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's public helpers)
     Context,
     EvaluateStage,
@@ -45,15 +54,47 @@ from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's pub
 _FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
 
 
+def describe_budget(name: str) -> str:
+    """One line of what a budget gives every method, read off :data:`BUDGETS`.
+
+    Example:
+        >>> describe_budget("smoke").split(":")[0]
+        'smoke'
+    """
+    b = BUDGETS[name]
+
+    def count(n: int | None, what: str) -> str:
+        return f"all {what}" if n is None else f"{n} {what}"
+
+    return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
+            f"pretraining epochs at batch {b.batch_size}, {b.device} ({b.precision}); probe and "
+            f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
+            f"{count(b.corruption_subset, 'validation images')} at severities "
+            f"{','.join(map(str, b.severities))}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cvr-solo bench", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    budgets = "\n".join("  " + describe_budget(n) for n in BUDGETS)
+    parser = argparse.ArgumentParser(
+        prog="cvr-solo bench", description=__doc__.split("\n\n")[0],
+        epilog=f"budgets (every method gets the same):\n{budgets}\n\n"
+               "Every method's config and overrides are composed and checked before the first "
+               "pretraining starts.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path,
                         help="image folder with train/ and val/ (cvr-solo data fashion-mnist)")
-    parser.add_argument("--methods", default="simclr,c_simclr,byol,c_byol,barlow_twins")
-    parser.add_argument("--budget", choices=sorted(BUDGETS), default="smoke")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--seeds", default="5", help="comma-separated, e.g. 5,6,7")
+    parser.add_argument("--methods", default="simclr,c_simclr,byol,c_byol,barlow_twins",
+                        help="comma-separated methods (%(default)s); a C-variant may carry "
+                             "method_kwargs overrides joined by '+', e.g. "
+                             "c_byol:b_view=other+beta=1.0 (each a row of its own)")
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default="smoke",
+                        help="what every method gets (see below; default %(default)s)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder: runs/LABEL/seed-S/, results.csv, report.md, PNGs; "
+                             "a relaunch with the same settings skips finished runs")
+    parser.add_argument("--seeds", default="5",
+                        help="comma-separated seeds, e.g. 5,6,7 (default %(default)s); each "
+                             "draws the subset, the initialisation and the augmentation")
     parser.add_argument("--config-path", type=Path, default=None,
                         help="pretrain configs (default: the shipped fashion-mnist ones)")
     parser.add_argument("--augmentations", default="asymmetric",
@@ -66,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"override the budget's {f.name}" + (
                                 " (comma-separated)" if f.name == "severities" else
                                 " ('all' for every image)" if "subset" in f.name else ""))
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -146,13 +187,13 @@ def _bench(args: argparse.Namespace) -> int:
 
     dali = budget.device != "cpu" and importlib.util.find_spec("nvidia.dali") is not None
     out = args.out
+    config_dir = args.config_path or shipped_config_dir("pretrain", "fashion-mnist")
+    specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali)
+    check_runs(config_dir, specs)  # before anything is written or trained
     out.mkdir(parents=True, exist_ok=True)
     header = _header(args, budget)
     _check_reuse(out, header)
-    ctx = Context(budget, out, args.data,
-                  args.config_path or shipped_config_dir("pretrain", "fashion-mnist"),
-                  progress=not args.no_progress)
-    specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali)
+    ctx = Context(budget, out, args.data, config_dir, progress=not args.no_progress)
     results: list[dict[str, Any]] = []
     reference: dict[str, Any] = {}
     t_start = time.time()
@@ -180,6 +221,27 @@ def _bench(args: argparse.Namespace) -> int:
     bar.close()
     print(f"cvr-solo bench: wrote {out / 'results.csv'}, {out / 'report.md'} and plots")
     return 0
+
+
+def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
+    """Composes and validates each label's config with its overrides (the first seed's; the
+    seeds differ only in paths and the seed) before anything trains.
+
+    Raises:
+        ConfigError: naming the run and the bad key, e.g. a misspelt ``kapa_e``.
+    """
+    from cvr_solo.compose import compose_and_validate
+    from cvr_solo.config import ConfigError
+
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.label in seen:
+            continue
+        seen.add(spec.label)
+        try:
+            compose_and_validate(config_dir, spec.config, hydra_args(spec.overrides))
+        except ConfigError as err:
+            raise ConfigError(f"--methods {spec.label}: {err}") from None
 
 
 def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],

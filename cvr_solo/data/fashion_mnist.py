@@ -2,8 +2,8 @@
 
 Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747): 60,000 train and 10,000 test
 28x28 grey images of 10 clothing classes, shipped as gzip'd IDX files (format of LeCun et al.'s
-MNIST page; here from the Debian package ``dataset-fashion-mnist``). The test split is
-exported as ``val``.
+MNIST page; from the Debian package ``dataset-fashion-mnist`` or downloaded through
+torchvision, see :mod:`cvr_solo.data.download`). The test split is exported as ``val``.
 
 Layout written under ``out``::
 
@@ -22,19 +22,11 @@ border included) for solo-learn's augmentation config.
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import hashlib
 import io
-import json
 import logging
 import math
 import numbers
-import os
-import shutil
-import struct
-import sys
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,11 +35,23 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from cvr_solo.data.idx import read_idx
+from cvr_solo.data.manifest import (
+    MANIFEST_NAME,
+    foreign_entries,
+    load_manifest,
+    remove,
+    sha256_file,
+    verify_tree,
+    write_json_atomic,
+)
+
 __all__ = [
     "CLASS_NAMES",
     "DEFAULT_SOURCE",
+    "SOURCE_FILES",
     "export_fashion_mnist",
-    "main",
+    "missing_source_files",
     "verify_export",
 ]
 
@@ -77,7 +81,6 @@ SPLIT_SIZES = {"train": 60_000, "val": 10_000}
 SPLITS = ("train", "val")
 
 INSTALL_COMMAND = "apt-get update && apt-get install -y dataset-fashion-mnist"
-MANIFEST_NAME = "manifest.json"
 FORMAT = "cvr-solo/fashion-mnist-image-folder"
 FORMAT_VERSION = 1
 SOURCE_SIZE = 28
@@ -86,52 +89,18 @@ IMAGE_SIZE = SOURCE_SIZE + 2 * PADDING
 #: zlib level of the PNGs: 1 is several times faster to write than PIL's default 6 and the
 #: files are barely larger (32x32 images); PNG is lossless whatever the level.
 PNG_COMPRESS_LEVEL = 1
-
-# IDX magic numbers: 0x0000, then the element type (0x08 = unsigned byte), then the ndim.
-IDX_UBYTE = 0x08
-_HASH_CHUNK = 1 << 20
+_REINSTALL = "reinstall it: apt-get install --reinstall -y dataset-fashion-mnist"
 
 
 # --------------------------------------------------------------------------------------------
 # Reading the source
 # --------------------------------------------------------------------------------------------
 
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse a gzip'd IDX file of unsigned bytes with ``ndim`` dims.
-
-    IDX: 2 zero bytes, a type byte (0x08 = ubyte), a byte with the number of dims, then one
-    big-endian uint32 per dim, then the data in C order. Raises ``ValueError`` naming the file
-    when anything does not fit (bad gzip, bad magic, truncated or overlong data).
-    """
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, zlib.error) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise ValueError(f"{path} is not a readable gzip file ({exc}); the source is corrupt, "
-                         "reinstall it: apt-get install --reinstall -y dataset-fashion-mnist"
-                         ) from exc
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path} is corrupt: {len(raw)} bytes is shorter than an IDX header")
-    zero, dtype_code, got_ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != IDX_UBYTE or got_ndim != ndim:
-        raise ValueError(f"{path} is corrupt: IDX magic number {raw[:4].hex()} is not "
-                         f"0000{IDX_UBYTE:02x}{ndim:02x} (ubyte, {ndim} dims)")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = math.prod(dims)
-    if len(raw) - header != expected:
-        raise ValueError(f"{path} is corrupt: header dims {dims} need {expected} data bytes, "
-                         f"the file has {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
-
-
 def _load_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8, labels (N,) uint8) of one split, with size checks."""
     image_file, label_file = SOURCE_FILES[split]
-    images = _read_idx(source / image_file, 3)
-    labels = _read_idx(source / label_file, 1)
+    images = read_idx(source / image_file, 3, fix=_REINSTALL)
+    labels = read_idx(source / label_file, 1, fix=_REINSTALL)
     n = SPLIT_SIZES[split]
     if images.shape != (n, SOURCE_SIZE, SOURCE_SIZE):
         raise ValueError(f"{source / image_file} is corrupt: expected shape "
@@ -145,26 +114,25 @@ def _load_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+def missing_source_files(source: str | Path) -> list[str]:
+    """The names of the four IDX .gz files that ``source`` lacks."""
+    return [name for pair in SOURCE_FILES.values() for name in pair
+            if not (Path(source) / name).is_file()]
 
 
 def _source_checksums(source: Path) -> dict[str, str]:
     """sha256 of the four source files; ``FileNotFoundError`` with the install command."""
     names = [name for pair in SOURCE_FILES.values() for name in pair]
-    missing = [name for name in names if not (source / name).is_file()]
+    missing = missing_source_files(source)
     if missing:
         raise FileNotFoundError(
             f"Fashion-MNIST source not found: looked in {source} and {', '.join(missing)} "
             f"{'is' if len(missing) == 1 else 'are'} missing. The files come from the Debian "
             f"package dataset-fashion-mnist, which appears to be missing; install it with "
-            f"`{INSTALL_COMMAND}` (or pass source=/--source to a directory holding the four "
-            f"IDX .gz files)")
-    return {name: _sha256_file(source / name) for name in sorted(names)}
+            f"`{INSTALL_COMMAND}`, or download them through torchvision with `cvr-solo data "
+            f"fashion-mnist --download` (or pass source=/--source to a directory holding the "
+            f"four IDX .gz files)")
+    return {name: sha256_file(source / name) for name in sorted(names)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,27 +191,6 @@ def _select(labels: np.ndarray, n: int | None, seed: int, split: str) -> np.ndar
 # Manifest and verification
 # --------------------------------------------------------------------------------------------
 
-def _load_manifest(out: Path) -> tuple[dict[str, Any] | None, str]:
-    """(manifest, "") if ``out/manifest.json`` is one of ours, else (None, why not)."""
-    path = out / MANIFEST_NAME
-    if not path.is_file():
-        return None, f"{MANIFEST_NAME} is missing"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{MANIFEST_NAME} is unreadable ({exc})"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        return None, f"{MANIFEST_NAME} is not a cvr-solo Fashion-MNIST manifest"
-    try:
-        for split in SPLITS:
-            files = manifest["splits"][split]["files"]
-            if not isinstance(files, dict):
-                raise TypeError
-    except (KeyError, TypeError):
-        return None, f"{MANIFEST_NAME} lacks the file lists"
-    return manifest, ""
-
-
 def verify_export(out: str | Path) -> list[str]:
     """Problems with the export in ``out`` (an empty list means it is complete and intact).
 
@@ -252,58 +199,10 @@ def verify_export(out: str | Path) -> list[str]:
     folder would shift ``ImageFolder``'s class numbering).
     """
     out = Path(out)
-    manifest, why = _load_manifest(out)
+    manifest, why = load_manifest(out, FORMAT, SPLITS)
     if manifest is None:
         return [why]
-    problems: list[str] = []
-    for split in SPLITS:
-        files: dict[str, str] = manifest["splits"][split]["files"]
-        for rel, digest in files.items():
-            parts = Path(rel).parts
-            if len(parts) != 3 or parts[0] != split or parts[1] not in CLASS_NAMES:
-                problems.append(f"manifest lists an unexpected path {rel!r}")
-                continue
-            path = out / rel
-            if not path.is_file():
-                problems.append(f"missing file {rel}")
-            elif _sha256_file(path) != digest:
-                problems.append(f"checksum mismatch in {rel}")
-        root = out / split
-        if not root.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            depth = len(here.relative_to(root).parts)
-            for d in sorted(dirnames):
-                if depth > 0 or d not in CLASS_NAMES:
-                    problems.append(f"unexpected folder {(here / d).relative_to(out).as_posix()}")
-            for name in sorted(filenames):
-                rel = (here / name).relative_to(out).as_posix()
-                if rel not in files:
-                    problems.append(f"unexpected file {rel}")
-    return problems
-
-
-def _foreign_entries(out: Path) -> list[str]:
-    allowed = {*SPLITS, MANIFEST_NAME, MANIFEST_NAME + ".tmp"}
-    return sorted(p.name for p in out.iterdir() if p.name not in allowed)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return verify_tree(out, manifest, SPLITS, CLASS_NAMES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +278,7 @@ def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
         raise ValueError(f"out must be a directory, but {out} is a file")
 
     reason = ""
-    manifest, why = _load_manifest(out) if out.is_dir() else (None, "")
+    manifest, why = load_manifest(out, FORMAT, SPLITS) if out.is_dir() else (None, "")
     if manifest is not None:
         recorded = manifest.get("source")
         recorded_sha = recorded.get("sha256") if isinstance(recorded, dict) else None
@@ -395,7 +294,7 @@ def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
             reason = (f"verification failed with {len(problems)} problem(s), the first: "
                       f"{problems[0]}")
     elif out.is_dir() and any(out.iterdir()):
-        foreign = _foreign_entries(out)
+        foreign = foreign_entries(out, SPLITS)
         if foreign:
             raise ValueError(f"out {out} is not empty, has no valid Fashion-MNIST export "
                              f"manifest ({why}) and holds other things ({', '.join(foreign[:5])}"
@@ -414,7 +313,7 @@ def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
         logger.warning("re-exporting Fashion-MNIST in %s: %s", out, reason)
     out.mkdir(parents=True, exist_ok=True)
     for name in (MANIFEST_NAME, MANIFEST_NAME + ".tmp", *SPLITS):
-        _remove(out / name)
+        remove(out / name)
 
     total = sum(len(idx) for idx in selected.values())
     splits: dict[str, Any] = {}
@@ -434,56 +333,5 @@ def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
         "std": [std] * 3,
         "splits": splits,
     }
-    _write_json_atomic(out / MANIFEST_NAME, manifest)
+    write_json_atomic(out / MANIFEST_NAME, manifest)
     return manifest
-
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="cvr-solo data",
-        description="Export a dataset to an ImageFolder tree (train/, val/, manifest.json).")
-    p.add_argument("dataset", choices=["fashion-mnist"], help="dataset to export")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
-    p.add_argument("--subset", type=int, default=None,
-                   help="class-balanced train subset size (multiple of 10); default: all")
-    p.add_argument("--val-subset", type=int, default=None,
-                   help="class-balanced val subset size (multiple of 10); default: all, or "
-                        "subset/6 when --subset is given")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subset draw (default 0)")
-    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
-                   help=f"directory of the IDX .gz files (default {DEFAULT_SOURCE})")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``cvr-solo data fashion-mnist --out DIR [...]``; ``argv`` excludes ``cvr-solo data``.
-
-    Returns 0 on success, 2 on a usage error, a missing source or a bad argument (one
-    ``error: ...`` line on stderr).
-    """
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage and the error
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        manifest = export_fashion_mnist(args.out, source=args.source, subset=args.subset,
-                                        val_subset=args.val_subset, seed=args.seed,
-                                        progress=not args.no_progress)
-    except (OSError, ValueError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"error: {message}", file=sys.stderr)
-        return 2
-    sizes = []
-    for split in SPLITS:
-        counts = set(manifest["splits"][split]["counts"].values())
-        per_class = f"{counts.pop()} per class" if len(counts) == 1 else "unbalanced"
-        sizes.append(f"{manifest['splits'][split]['num_images']} {split} ({per_class})")
-    print(f"fashion-mnist: {' + '.join(sizes)} images in {args.out}")
-    print(f"mean: {[round(m, 4) for m in manifest['mean']]}  "
-          f"std: {[round(s, 4) for s in manifest['std']]}")
-    return 0

@@ -19,6 +19,7 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
+from cvr_solo.datacheck import check_data
 from cvr_solo.launch.common import (
     classification_loaders,
     dali_module,
@@ -86,9 +87,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
 
     OmegaConf.set_struct(cfg, False)
     validate_linear_cfg(cfg)
-    for key in ("train_path", "val_path"):
-        if not os.path.isdir(cfg.data[key]):
-            raise ConfigError(f"data.{key}: no directory {cfg.data[key]}")
+    check_data(cfg, "linear")
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
     backbone = load_backbone(cfg)
@@ -123,7 +122,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
         dm.val_dataloader = lambda: val_loader
         data = {"datamodule": dm}
     run_dir = os.path.join(cfg.checkpoint.dir, "linear")
-    return fit(cfg, model, data, run_dir, extra_callbacks)
+    return fit(cfg, model, data, run_dir, extra_callbacks, command="linear")
 
 
 main = hydra_entry(run, "linear")

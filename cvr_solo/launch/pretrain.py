@@ -18,6 +18,7 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
+from cvr_solo.datacheck import check_data
 from cvr_solo.launch.common import (
     classification_loaders,
     dali_module,
@@ -83,8 +84,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     if cfg.method not in METHODS:
         raise ConfigError(f"method must be one of {', '.join(sorted(METHODS))}, got "
                           f"{cfg.method!r}")
-    if not os.path.isdir(cfg.data.train_path):
-        raise ConfigError(f"data.train_path: no directory {cfg.data.train_path}")
+    check_data(cfg, "pretrain")
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
     model = METHODS[cfg.method](cfg)
@@ -95,7 +95,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     diag = diagnostics_callback(cfg)
     callbacks = [*extra_callbacks, *([diag] if diag is not None else [])]
-    return fit(cfg, model, data, run_dir, callbacks)
+    return fit(cfg, model, data, run_dir, callbacks, command="pretrain")
 
 
 main = hydra_entry(run, "pretrain")

@@ -1,0 +1,95 @@
+"""metrics.csv of a run: one file per run folder, appended to on resume, stable columns.
+
+Lightning's CSVLogger orders its columns by set iteration (a different order per run) and,
+across versions, either rewrites metrics.csv from memory (2.1) or appends to it (newer), so a
+resumed run may lose or split its history. :class:`RunCSVLogger` writes through its own
+``save``: columns ``step``, ``epoch``, then the others sorted; rows are appended; a new column
+rewrites the file once with the wider header (old rows keep their values, the new column is
+empty there). An existing metrics.csv in the run folder (a resumed run) is continued.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+from typing import Any
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.core.saving import save_hparams_to_yaml
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+__all__ = ["FIRST_COLUMNS", "RunCSVLogger", "column_order"]
+
+#: The columns every metrics.csv starts with.
+FIRST_COLUMNS = ("step", "epoch")
+
+
+def column_order(keys: Any) -> list[str]:
+    """``step``, ``epoch``, then the other keys sorted.
+
+    Example:
+        >>> column_order({"train_loss", "epoch", "val_acc1", "step"})
+        ['step', 'epoch', 'train_loss', 'val_acc1']
+    """
+    keys = set(keys)
+    return [k for k in FIRST_COLUMNS if k in keys] + sorted(keys - set(FIRST_COLUMNS))
+
+
+class _RunWriter(ExperimentWriter):
+    def __init__(self, log_dir: str) -> None:
+        with warnings.catch_warnings():  # "... will be deleted": not by this writer
+            warnings.filterwarnings("ignore", message="Experiment logs directory")
+            super().__init__(log_dir=log_dir)
+        self.metrics_keys = []
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                self.metrics_keys = next(csv.reader(f), [])
+
+    def save(self) -> None:
+        if self.hparams:
+            save_hparams_to_yaml(os.path.join(self.log_dir, self.NAME_HPARAMS_FILE),
+                                 self.hparams)
+        if not self.metrics:
+            return
+        keys = column_order(set(self.metrics_keys).union(*self.metrics))
+        exists = os.path.isfile(self.metrics_file_path)
+        if exists and keys != self.metrics_keys:
+            with open(self.metrics_file_path, newline="") as f:
+                old = list(csv.DictReader(f))
+            tmp = self.metrics_file_path + ".tmp"
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=keys, restval="")
+                writer.writeheader()
+                writer.writerows(old)
+            os.replace(tmp, self.metrics_file_path)
+        with open(self.metrics_file_path, "a" if exists else "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys, restval="")
+            if not exists:
+                writer.writeheader()
+            writer.writerows(self.metrics)
+        self.metrics_keys = keys
+        self.metrics = []
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSVLogger writing ``save_dir/name/version/metrics.csv`` as described in
+    the module docstring.
+
+    Example:
+        >>> import tempfile
+        >>> logger = RunCSVLogger(tempfile.mkdtemp(), name="c_byol", version="run-1")
+        >>> logger.log_metrics({"train_loss": 1.0, "epoch": 0}, step=0)
+        >>> logger.save()
+        >>> open(logger.experiment.metrics_file_path).readline().strip()
+        'step,epoch,train_loss'
+    """
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _RunWriter:  # type: ignore[override]
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _RunWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -1,0 +1,107 @@
+"""What a run shows on screen: the progress bar's metrics and the closing summary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import TQDMProgressBar
+
+from cvr_solo.catalog import CEB_METHODS, lookup
+
+__all__ = ["MethodProgressBar", "bar_items", "run_summary"]
+
+
+def _base(key: str) -> str:
+    return key[: -len("_step")] if key.endswith("_step") else key
+
+
+def bar_items(method: str | None) -> list[tuple[str, str]]:
+    """(logged key without ``_step``, label) pairs the bar shows for ``method``.
+
+    A baseline: its loss (the catalog's ``loss_key``). A C-variant: the total loss, its
+    contrastive (C-SimCLR) or regression (C-BYOL) term, R above its floor and beta. A linear
+    probe (``method`` None): its loss and accuracy. Validation accuracy when there is one.
+
+    Example:
+        >>> bar_items("c_byol")[:2]
+        [('train_c_byol_loss', 'loss'), ('train_neg_cos_sim', 'regression')]
+    """
+    if method is None:
+        items = [("train_loss", "loss"), ("train_acc1", "acc1")]
+    else:
+        try:
+            info = lookup(method)
+        except KeyError:
+            return [("val_acc1", "val_acc1")]
+        if info.name in CEB_METHODS:
+            term = "contrastive" if lookup(info.baseline or "").name == "simclr" else "regression"
+            items = [(f"train_{info.name}_loss", "loss"), (_base(info.loss_key), term),
+                     ("train_residual_above_floor", "R-floor"), ("train_beta", "beta")]
+        else:
+            items = [(_base(info.loss_key), "loss")]
+    return [*items, ("val_acc1", "val_acc1")]
+
+
+def _value(metrics: Mapping[str, Any], key: str) -> float | None:
+    for name in (f"{key}_step", key, f"{key}_epoch"):
+        if name in metrics:
+            v = metrics[name]
+            v = float(v.item() if hasattr(v, "item") else v)
+            return v if math.isfinite(v) else None
+    return None
+
+
+class MethodProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar showing the method's loss and, for C-variants, the CEB terms
+    (:func:`bar_items`) from ``trainer.callback_metrics``, instead of ``v_num``."""
+
+    def __init__(self, method: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.items = bar_items(method)
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule
+                    ) -> dict[str, int | str | float | dict[str, float]]:
+        shown: dict[str, int | str | float | dict[str, float]] = {}
+        for key, label in self.items:
+            v = _value(trainer.callback_metrics, key)
+            if v is not None:
+                shown[label] = f"{v:.4g}"
+        return shown
+
+
+def run_summary(command: str, trainer: pl.Trainer, run_dir: str | Path | None,
+                checkpoint: str | Path | None, metrics_csv: str | Path | None) -> str:
+    """The lines printed when a run ends: where it went and its final validation accuracy.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> t = SimpleNamespace(max_epochs=2, current_epoch=2, global_step=10,
+        ...                     callback_metrics={"val_acc1": 41.5})
+        >>> print(run_summary("pretrain", t, "m/c_byol/run-1", "m/c_byol/run-1/x-ep=1.ckpt",
+        ...                   "m/c_byol/run-1/metrics.csv"))
+        cvr-solo pretrain: done, epoch 2/2, 10 steps
+          run folder:      m/c_byol/run-1
+          last checkpoint: m/c_byol/run-1/x-ep=1.ckpt
+          metrics:         m/c_byol/run-1/metrics.csv
+          online linear val acc@1: 41.50 %
+    """
+    epochs = trainer.max_epochs
+    max_steps = getattr(trainer, "max_steps", -1) or -1
+    cut = f" (max_steps={max_steps} reached)" if 0 < max_steps <= trainer.global_step else ""
+    lines = [f"cvr-solo {command}: done, epoch {trainer.current_epoch}/{epochs}, "
+             f"{trainer.global_step} steps{cut}"]
+    if run_dir is not None:
+        lines.append(f"  run folder:      {run_dir}")
+    last = checkpoint if checkpoint else "none (checkpoint.enabled=False)"
+    lines.append(f"  last checkpoint: {last}")
+    if metrics_csv is not None:
+        lines.append(f"  metrics:         {metrics_csv}")
+    acc = _value(trainer.callback_metrics, "val_acc1")
+    if acc is not None:
+        what = "online linear val acc@1" if command == "pretrain" else "linear probe val acc@1"
+        lines.append(f"  {what}: {acc:.2f} %")
+    return "\n".join(lines)
