@@ -72,7 +72,8 @@ class _HouseholderSample(torch.autograd.Function):
 
     One Gaussian draw x ~ N(0, I_d) per row gives both v = x_{2:d} / ‖x_{2:d}‖ and the
     first Wood proposal of w (from x_1 and ‖x_{2:d}‖² ~ chi^2_{d-1}, independent of v;
-    :func:`cvr_solo.ceb.wood.wood_cosine`). H is the reflection that maps e_1 onto mu:
+    :func:`cvr_solo.ceb.wood.wood_cosine`; for float32 rows these two inputs carry float32
+    rounding, relative 1e-7, as the direction does). H is the reflection that maps e_1 onto mu:
     z = z0 - c (e_1 - mu) with c = 2 z0^T(e_1 - mu) / ‖e_1 - mu‖², evaluated without
     cancellation as z0^T(e_1 - mu) = w (1 - mu_1) - g^T mu (g = the tangent part of z0) and
     ‖e_1 - mu‖² = (1 - mu_1)² + ‖mu_{2:d}‖². Rows with mu == e_1 (‖e_1 - mu‖² <= 1e-12)

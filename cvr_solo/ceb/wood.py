@@ -202,7 +202,9 @@ def _proposals(shape: tuple[int, int], d: int, kappa: float, device: torch.devic
     b, x0, one_m_x0, log_1m_x0sq = _wood_constants(d, kappa)
     fresh = (rows, k if first is None else k - 1)
     chi2 = 2 * torch._standard_gamma(torch.full(fresh, (d - 1) / 2, dtype=f64, device=device))
-    g = torch.randn(fresh, dtype=f64, device=device)
+    # float32 normals (6x faster than float64 ones on CPU), as in the direction's draw: their
+    # rounding (relative 6e-8) is far below anything a sample could detect
+    g = torch.randn(fresh, device=device).to(f64)
     if first is not None:
         g = torch.cat([first[0].unsqueeze(1), g], dim=1)
         chi2 = torch.cat([first[1].unsqueeze(1), chi2], dim=1)
