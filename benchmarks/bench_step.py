@@ -181,6 +181,24 @@ def time_steps(methods: list[str], batch_size: int, device: str, steps: int, war
     return {m: t.times[warmup:] for m, t in zip(methods, timers, strict=True)}
 
 
+def count_flops(method: str, batch_size: int) -> int:
+    """Matmul/conv FLOPs of one training step's forward + backward (torch.utils.flop_counter;
+    elementwise work, the optimiser and the EMA are not counted), on CPU, without a Trainer
+    (logging is then skipped)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for c in range(10):
+            os.makedirs(os.path.join(tmp, f"class{c}"))
+        cfg, model = build(method, batch_size, tmp)
+    model.train()
+    batch = synthetic_batch(cfg, batch_size, "cpu")
+    with FlopCounterMode(display=False) as counter:
+        out = model.training_step(batch, 0)
+        (out["loss"] if isinstance(out, dict) else out).backward()
+    return counter.get_total_flops()
+
+
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
@@ -201,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="untimed steps first (default 5 on CPU, 20 on a GPU)")
     parser.add_argument("--pairs", default="simclr:c_simclr,byol:c_byol",
                         help="baseline:variant pairs, comma-separated")
+    parser.add_argument("--flops", action="store_true",
+                        help="also count each method's matmul/conv FLOPs per step (on CPU)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time this process's CPU time instead of wall time (CPU only: "
                              "other processes on the cores inflate it far less)")
@@ -249,6 +269,14 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|")
     for bs, name, med, paired in ratios:
         print(f"| {bs} | {name} | {med:.3f} | {paired:.3f} |")
+    if args.flops:
+        print("\n| batch | ratio of matmul/conv FLOPs per step (forward + backward) |")
+        print("|---|---|")
+        for bs in sizes:
+            flops = {m: count_flops(m, bs) for m in methods}
+            for base, variant in pairs:
+                print(f"| {bs} | {variant}/{base} = {flops[variant] / 1e9:.2f} / "
+                      f"{flops[base] / 1e9:.2f} GFLOP = {flops[variant] / flops[base]:.3f} |")
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
 
 
