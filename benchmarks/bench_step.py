@@ -219,13 +219,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="untimed steps first (default 5 on CPU, 20 on a GPU)")
     parser.add_argument("--pairs", default="simclr:c_simclr,byol:c_byol",
                         help="baseline:variant pairs, comma-separated")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--flops", action="store_true",
                         help="also count each method's matmul/conv FLOPs per step (on CPU)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time this process's CPU time instead of wall time (CPU only: "
-                             "other processes on the cores inflate it far less)")
+                             "other processes on the cores inflate it far less; with "
+                             "--threads 1, since idle OpenMP threads spin and count too)")
     args = parser.parse_args(argv)
     gpu = args.device.startswith("cuda")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if gpu and args.cpu_time:
         parser.error("--cpu-time measures the host's CPU, not the GPU: use it on CPU only")
     sizes = [int(b) for b in (args.batch_sizes or ("256,1024" if gpu else "64")).split(",")]
