@@ -22,13 +22,16 @@ from cvr_solo.ceb.vmf import (
     log_bessel_iv,
     log_normalizer,
     mean_resultant_length,
+    sampler_failures,
     vmf_kl,
     vmf_rsample,
 )
+from cvr_solo.ceb.wood import FAILURE_BOUND, wood_acceptance, wood_plan
 
 __all__ = [
     "BETA_SCHEDULES",
     "B_VIEWS",
+    "FAILURE_BOUND",
     "CBYOLLossOutput",
     "CSimCLRLossOutput",
     "VonMisesFisher",
@@ -42,6 +45,9 @@ __all__ = [
     "mean_resultant_length",
     "residual_floor",
     "residual_information",
+    "sampler_failures",
     "vmf_kl",
     "vmf_rsample",
+    "wood_acceptance",
+    "wood_plan",
 ]

@@ -37,8 +37,20 @@ def as_real(name: str, value: object) -> float:
     return float(value)
 
 
+def _traced_number(name: str, value: float, strict: bool) -> float:
+    """The check of a number inside ``torch.compile``: once dynamo has seen a float argument
+    change (a beta schedule) it traces it as a symbol, on which Python branches cannot run;
+    ``torch._check`` turns the condition into a guard instead (a bad value fails there)."""
+    torch._check(value > 0 if strict else value >= 0,
+                 lambda: f"{name} must be a finite number {'>' if strict else '>='} 0")
+    torch._check(value < math.inf, lambda: f"{name} must be a finite number")
+    return value
+
+
 def check_positive(name: str, value: object) -> float:
     """A finite number > 0 (a concentration kappa, a weight w)."""
+    if torch.compiler.is_compiling() and not isinstance(value, torch.Tensor):
+        return _traced_number(name, value, strict=True)  # type: ignore[arg-type]
     v = as_real(name, value)
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -47,6 +59,8 @@ def check_positive(name: str, value: object) -> float:
 
 def check_non_negative(name: str, value: object) -> float:
     """A finite number >= 0 (beta)."""
+    if torch.compiler.is_compiling() and not isinstance(value, torch.Tensor):
+        return _traced_number(name, value, strict=False)  # type: ignore[arg-type]
     v = as_real(name, value)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 
 from cvr_solo.ceb._checks import check_dim, check_features, check_positive, check_same_shape
-from cvr_solo.ceb.vmf import _mean_resultant_length, vmf_kl
+from cvr_solo.ceb.special import _mean_resultant_length
+from cvr_solo.ceb.vmf import vmf_kl
 
 __all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound", "residual_floor"]
 

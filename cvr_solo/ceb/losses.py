@@ -5,6 +5,11 @@ e(z|x) = vMF(mu_e(x), kappa_e), b(z|y) = vMF(mu_b(y), kappa_b). The residual inf
 I(X;Z|Y) is bounded per example by R = log e(z|x) - log b(z|y), z ~ e(z|x); beta multiplies
 R only. All arithmetic runs in float32 with autocast off, whatever the inputs' dtype, so the
 large log-densities (|log C_256(16384)| ~ 1.5e4 nats) keep their precision under bf16/fp16.
+
+Neither loss synchronises with the device: the checks read shapes, dtypes and Python numbers
+only (kappa, beta and w are numbers; a 1-element tensor passed instead is read once with
+``.item()``, a sync: pass numbers in a training step), nothing branches on tensor values, and
+both trace with ``torch.compile(fullgraph=True)``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from cvr_solo.ceb._checks import (
     check_positive,
     check_same_shape,
 )
-from cvr_solo.ceb.vmf import _log_normalizer, vmf_rsample
+from cvr_solo.ceb.special import _log_normalizer
+from cvr_solo.ceb.vmf import vmf_rsample
 
 __all__ = [
     "B_VIEWS",
@@ -169,8 +175,8 @@ def c_simclr_loss(
         local = torch.arange(b, device=r1.device) + offset
         own = torch.cat([local, local + n])
         pos = torch.cat([local + n, local])
-        rows = torch.arange(2 * b, device=r1.device)
-        logits[rows, own] = float("-inf")
+        # scatter_ with a number: a fill kernel, no host-to-device copy (a sync on a GPU)
+        logits.scatter_(1, own.unsqueeze(1), float("-inf"))
         contrastive = F.cross_entropy(logits, pos, reduction="none")
         loss = (beta * residual + contrastive).mean()
     h = contrastive.detach().mean()

@@ -6,16 +6,15 @@
 
 Lee et al., "Compressive Visual Representations", NeurIPS 2021, Sec. 3 use vMF encoders for
 the Conditional Entropy Bottleneck. The sampler is Wood (1994): the cosine w = mu^T z is drawn
-by rejection, a uniform direction is appended, and a Householder reflection maps e_1 onto mu,
-so gradients reach mu. The concentration is a fixed number (as in the paper), so the
+by rejection in fixed-shape batches (:mod:`cvr_solo.ceb.wood`, free of device syncs), a
+uniform direction is appended, and a Householder reflection maps e_1 onto mu, so gradients
+reach mu. The concentration is a fixed number (as in the paper), so the
 normaliser is a float64 constant computed once per (d, kappa) without underflow.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
 from typing import ClassVar
 
 import torch
@@ -29,52 +28,18 @@ from cvr_solo.ceb._checks import (
     check_unit,
     unit_norm_tol,
 )
+from cvr_solo.ceb.special import _log_normalizer, _mean_resultant_length, log_bessel_iv
+from cvr_solo.ceb.wood import sampler_failures, wood_cosine
 
 __all__ = [
     "VonMisesFisher",
     "log_bessel_iv",
     "log_normalizer",
     "mean_resultant_length",
+    "sampler_failures",
     "vmf_kl",
     "vmf_rsample",
 ]
-
-#: Rejection rounds before giving up on an entry (each accepts with probability > 1/2).
-MAX_REJECTION_ROUNDS = 64
-
-
-@functools.lru_cache(maxsize=4096)
-def log_bessel_iv(order: float, x: float) -> float:
-    """log I_v(x) in float64 for v >= 0, x > 0, by a log-space power series.
-
-    I_v(x) = sum_k (x/2)^{2k+v} / (k! Gamma(k+v+1)). The terms peak at
-    k* = (sqrt(v^2 + x^2) - v)/2 - 1 and fall off like a Gaussian of width <= sqrt(k*+1);
-    summing to k* + 40 sqrt(k*+1) + 60 with logsumexp neither under- nor overflows for any
-    (v, x) a vMF needs (d <= 2048, kappa <= 1e5 take < 60k terms, once per constant).
-    """
-    if not (order >= 0 and math.isfinite(order)):
-        raise ValueError(f"order must be a finite number >= 0, got {order!r}")
-    if not (x > 0 and math.isfinite(x)):
-        raise ValueError(f"x must be a finite number > 0, got {x!r}")
-    k_star = max(0.0, (math.sqrt(order * order + x * x) - order) / 2 - 1)
-    n_terms = math.ceil(k_star + 40 * math.sqrt(k_star + 1)) + 60
-    k = torch.arange(n_terms, dtype=torch.float64)
-    log_terms = (
-        (2 * k + order) * math.log(x / 2) - torch.lgamma(k + 1) - torch.lgamma(k + order + 1)
-    )
-    return float(torch.logsumexp(log_terms, dim=0))
-
-
-@functools.lru_cache(maxsize=4096)
-def _log_normalizer(d: int, kappa: float) -> float:
-    v = d / 2 - 1
-    return v * math.log(kappa) - (d / 2) * math.log(2 * math.pi) - log_bessel_iv(v, kappa)
-
-
-@functools.lru_cache(maxsize=4096)
-def _mean_resultant_length(d: int, kappa: float) -> float:
-    v = d / 2 - 1
-    return math.exp(log_bessel_iv(v + 1, kappa) - log_bessel_iv(v, kappa))
 
 
 def log_normalizer(d: int, kappa: float) -> float:
@@ -96,45 +61,6 @@ def vmf_kl(d: int, kappa_1: float, kappa_2: float, cos_12: torch.Tensor | float)
     return (k1 - k2 * cos_12) * a1 + _log_normalizer(d, k1) - _log_normalizer(d, k2)
 
 
-def _wood_cosine(n: int, d: int, kappa: float, device: torch.device) -> tuple[torch.Tensor,
-                                                                                torch.Tensor]:
-    """Wood's rejection sampler for w = mu^T z: returns (w, 1 - w), float64, shape (n,).
-
-    b = (d-1)/(2k + sqrt(4k^2 + (d-1)^2)), x0 = (1-b)/(1+b), c = k x0 + (d-1) log(1 - x0^2);
-    s ~ Beta((d-1)/2, (d-1)/2), w = (1 - (1+b)s)/(1 - (1-b)s), u ~ U(0, 1); accept when
-    k w + (d-1) log(1 - x0 w) - c >= log u. Rewritten with 1 - w = 2bs/(1 - (1-b)s) and
-    1 - x0 = 2b/(1+b) so that nothing cancels when kappa >> d. Only rejected entries are
-    redrawn; the loop is bounded by MAX_REJECTION_ROUNDS.
-    """
-    f64 = torch.float64
-    dm1 = d - 1.0
-    b = dm1 / (2 * kappa + math.sqrt(4 * kappa * kappa + dm1 * dm1))
-    one_m_x0 = 2 * b / (1 + b)
-    x0 = 1 - one_m_x0
-    log_1m_x0sq = math.log(one_m_x0) + math.log1p(x0)
-    half = torch.full((n,), dm1 / 2, dtype=f64, device=device)
-
-    one_m_w = torch.empty(n, dtype=f64, device=device)
-    todo = torch.arange(n, device=device)
-    for _ in range(MAX_REJECTION_ROUNDS):
-        m = todo.numel()
-        g1 = torch._standard_gamma(half[:m])
-        g2 = torch._standard_gamma(half[:m])
-        s = g1 / (g1 + g2)  # Beta((d-1)/2, (d-1)/2)
-        prop = 2 * b * s / (1 - (1 - b) * s)  # 1 - w
-        log_u = torch.log(torch.rand(m, dtype=f64, device=device))
-        t = kappa * (one_m_x0 - prop) + dm1 * (torch.log(one_m_x0 + x0 * prop) - log_1m_x0sq)
-        accept = t >= log_u
-        one_m_w[todo] = prop  # rejected entries are overwritten next round
-        todo = todo[~accept]
-        if todo.numel() == 0:
-            break
-    else:  # pragma: no cover - probability < 2^-64 per entry
-        warnings.warn(f"vMF sampler: {todo.numel()} proposals kept after "
-                      f"{MAX_REJECTION_ROUNDS} rejection rounds", RuntimeWarning, stacklevel=3)
-    return 1 - one_m_w, one_m_w
-
-
 def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise dot products of two (n, d) tensors as a batched matmul: unlike
     ``(a * b).sum(1)`` (and ``vecdot`` on CPU) it allocates no n x d temporary."""
@@ -144,22 +70,30 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class _HouseholderSample(torch.autograd.Function):
     """z = H(mu) z0 for z0 = [w, sqrt(1 - w^2) v], v uniform on S^{d-2}, with one n x d buffer.
 
-    H is the reflection that maps e_1 onto mu: z = z0 - c (e_1 - mu) with
-    c = 2 z0^T(e_1 - mu) / ‖e_1 - mu‖², evaluated without cancellation as
-    z0^T(e_1 - mu) = w (1 - mu_1) - g^T mu (g = the tangent part of z0) and
+    One Gaussian draw x ~ N(0, I_d) per row gives both v = x_{2:d} / ‖x_{2:d}‖ and the
+    first Wood proposal of w (from x_1 and ‖x_{2:d}‖² ~ chi^2_{d-1}, independent of v;
+    :func:`cvr_solo.ceb.wood.wood_cosine`; for float32 rows these two inputs carry float32
+    rounding, relative 1e-7, as the direction does). H is the reflection that maps e_1 onto mu:
+    z = z0 - c (e_1 - mu) with c = 2 z0^T(e_1 - mu) / ‖e_1 - mu‖², evaluated without
+    cancellation as z0^T(e_1 - mu) = w (1 - mu_1) - g^T mu (g = the tangent part of z0) and
     ‖e_1 - mu‖² = (1 - mu_1)² + ‖mu_{2:d}‖². Rows with mu == e_1 (‖e_1 - mu‖² <= 1e-12)
-    keep z = z0, c = 0. With w and g fixed, dz/dmu = c I + (mu - e_1) dc/dmu^T and
-    dc/dmu = -2 z / ‖e_1 - mu‖², so the backward pass needs only z itself:
-    dL/dmu = c dL/dz - (2 (dL/dz)^T (mu - e_1) / ‖e_1 - mu‖²) z.
+    keep z = z0, c = 0 (torch.where: no host branch). With w and g fixed,
+    dz/dmu = c I + (mu - e_1) dc/dmu^T and dc/dmu = -2 z / ‖e_1 - mu‖², so the backward pass
+    needs only z itself: dL/dmu = c dL/dz - (2 (dL/dz)^T (mu - e_1) / ‖e_1 - mu‖²) z.
+    Outputs: z, w (float64) and the rows whose w had no accepted proposal (bool).
     """
 
     @staticmethod
-    def forward(ctx, mu: torch.Tensor, w: torch.Tensor, one_m_w: torch.Tensor
-                ) -> torch.Tensor:
+    def forward(ctx, mu: torch.Tensor, kappa: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f64 = torch.float64
+        n, d = mu.shape
         z = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device)
+        norm_g = torch.linalg.vector_norm(z[:, 1:], dim=1).to(f64)
+        w, one_m_w, failed = wood_cosine(n, d, kappa, mu.device,
+                                         first=(z[:, 0].to(f64), norm_g.square()))
         z[:, 0] = 0
-        scale = torch.sqrt(one_m_w * (1 + w)) / torch.linalg.vector_norm(z, dim=1).to(f64)
+        scale = torch.sqrt(one_m_w * (1 + w)) / norm_g
         z.mul_(scale.to(z.dtype).unsqueeze(1))  # z = g, the tangent part of z0
         one_m_mu1 = 1 - mu[:, 0].to(f64)
         den = one_m_mu1.square() + torch.linalg.vector_norm(mu[:, 1:], dim=1).to(f64).square()
@@ -169,27 +103,48 @@ class _HouseholderSample(torch.autograd.Function):
         z.addcmul_(c.to(z.dtype).unsqueeze(1), mu)
         z[:, 0] += (w - c).to(z.dtype)
         ctx.save_for_backward(z, mu, c, den, ok)
-        return z
+        ctx.mark_non_differentiable(w, failed)
+        return z, w, failed
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx, grad: torch.Tensor, *_: torch.Tensor) -> tuple[torch.Tensor, None]:
         z, mu, c, den, ok = ctx.saved_tensors
         gc = (_rowdot(grad, mu) - grad[:, 0]).to(torch.float64)  # dL/dc
         a = torch.where(ok, 2 * gc / den.clamp_min(1e-12), torch.zeros_like(den))
         out = grad * c.to(grad.dtype).unsqueeze(1)
         out.addcmul_(a.to(grad.dtype).unsqueeze(1), z, value=-1)
-        return out, None, None
+        return out, None
 
 
 def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tuple = ()
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reparameterised draws z ~ vMF(loc, kappa) and their cosines w = loc^T z.
 
-    Shapes: loc (*batch, d) -> z (*sample_shape, *batch, d), w (*sample_shape, *batch).
-    w is exact (float64 from the rejection step, cast to z's dtype) and carries no gradient:
-    with kappa fixed, log vMF(z; loc, kappa) = log C_d(kappa) + kappa w does not depend on loc.
-    z depends on loc only through the Householder reflection (:class:`_HouseholderSample`).
-    16-bit locs are sampled in float32 and z is returned in float32.
+    The cosine comes from Wood's proposals in fixed-shape batches (:mod:`cvr_solo.ceb.wood`:
+    no data-dependent host control flow, no device sync, ``torch.compile(fullgraph=True)``
+    traces it); an entry has no accepted proposal with P < 1e-12 and is then counted in
+    :func:`sampler_failures`. z depends on loc only through the Householder reflection
+    (:class:`_HouseholderSample`).
+
+    Args:
+        loc: unit mean directions, shape (*batch, d), d >= 2 (not checked for unit norm).
+        kappa: the concentration, a finite number > 0 (fixed: no gradient).
+        sample_shape: leading shape of the draws.
+
+    Returns:
+        (z, w): z of shape (*sample_shape, *batch, d), w of shape (*sample_shape, *batch).
+        w is exact (float64 from the rejection step, cast to z's dtype) and carries no
+        gradient: with kappa fixed, log vMF(z; loc, kappa) = log C_d(kappa) + kappa w does not
+        depend on loc. 16-bit locs are sampled in float32 and z is returned in float32.
+
+    Raises:
+        ValueError: loc is not a floating-point tensor with last dim >= 2, or kappa is not
+            a finite number > 0.
+
+    Example:
+        >>> z, w = vmf_rsample(torch.nn.functional.normalize(torch.randn(4, 8), dim=-1), 50.0)
+        >>> z.shape, w.shape
+        (torch.Size([4, 8]), torch.Size([4]))
     """
     check_features("loc", loc, ndim=None)
     kappa = check_positive("kappa", kappa)
@@ -197,9 +152,11 @@ def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tupl
     dtype = torch.float32 if loc.dtype in (torch.float16, torch.bfloat16) else loc.dtype
     shape = torch.Size(sample_shape) + loc.shape
     n = math.prod(shape[:-1])
-    w, one_m_w = _wood_cosine(n, d, kappa, loc.device)
+    if n == 0:
+        return loc.new_empty(shape, dtype=dtype), loc.new_empty(shape[:-1], dtype=dtype)
     mu = loc.to(dtype).expand(shape).reshape(n, d)
-    z = _HouseholderSample.apply(mu, w, one_m_w)
+    z, w, failed = _HouseholderSample.apply(mu, kappa)
+    sampler_failures(loc.device).add_(failed.sum())
     return z.reshape(shape), w.to(dtype).reshape(shape[:-1])
 
 
@@ -246,7 +203,8 @@ class VonMisesFisher(Distribution):
         if validate:
             check_unit("loc", loc)
         self.loc = loc
-        self.concentration = torch.tensor(self._kappa, dtype=loc.dtype, device=loc.device)
+        # torch.full, not torch.tensor: no host-to-device copy (a sync on a GPU)
+        self.concentration = torch.full((), self._kappa, dtype=loc.dtype, device=loc.device)
         super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=False)
         self._validate_args = bool(validate)
 

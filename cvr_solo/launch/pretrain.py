@@ -72,8 +72,11 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
     return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
 
 
-def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
-    """Pretrains ``cfg.method`` as configured; returns the fitted Trainer."""
+def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
+    """Checks a composed pretrain config, completes it with solo-learn's parse_cfg and builds
+    METHODS[cfg.method] (seeded, contiguous, channels-last unless disabled) as solo-learn's
+    main_pretrain.py does; returns (parsed cfg, model). data.train_path must be a directory
+    (parse_cfg counts its class folders)."""
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
     from solo.utils.misc import make_contiguous
@@ -91,6 +94,12 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     make_contiguous(model)
     if not cfg.performance.disable_channel_last:
         model = model.to(memory_format=torch.channels_last)
+    return cfg, model
+
+
+def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
+    """Pretrains ``cfg.method`` as configured; returns the fitted Trainer."""
+    cfg, model = build_model(cfg)
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     diag = diagnostics_callback(cfg)

@@ -9,6 +9,7 @@ import torch
 
 from cvr_solo.ceb.diagnostics import residual_floor
 from cvr_solo.ceb.schedules import beta_at
+from cvr_solo.ceb.wood import sampler_failures
 from cvr_solo.config import ceb_method_kwargs, check_two_crops
 
 
@@ -54,9 +55,21 @@ class CEBMixin:
 
     def _log_ceb(self, loss: torch.Tensor, residual: torch.Tensor, beta: float,
                  z_std: torch.Tensor, name: str, **extra: torch.Tensor | float) -> None:
+        """Logs the CEB metrics, all as device tensors, so that a training step does not
+        synchronise with the device: Python numbers become ``torch.full`` on the device
+        (Lightning's own conversion, ``torch.tensor(number, device=...)``, is a blocking
+        host-to-device copy), nothing is read back with ``.item()``. ``train_vmf_failures``
+        is the sampler's running count of draws with no accepted proposal (expected 0;
+        :func:`cvr_solo.ceb.sampler_failures`), logged with max over the epoch.
+        """
+        device = loss.device
+
+        def on_device(v: torch.Tensor | float) -> torch.Tensor:
+            return v.detach() if isinstance(v, torch.Tensor) else torch.full((), v, device=device)
+
         r = residual.mean()
         metrics = {
-            f"train_{name}_loss": loss.detach(),
+            f"train_{name}_loss": loss,
             "train_residual": r,
             "train_residual_above_floor": r - self.residual_floor,
             "train_beta": beta,
@@ -65,4 +78,7 @@ class CEBMixin:
             "train_z_std": z_std,
             **{f"train_{k}": v for k, v in extra.items()},
         }
-        self.log_dict(metrics, on_epoch=True, sync_dist=True)
+        self.log_dict({k: on_device(v) for k, v in metrics.items()}, on_epoch=True,
+                      sync_dist=True)
+        self.log("train_vmf_failures", sampler_failures(device).float(), on_epoch=True,
+                 reduce_fx="max", sync_dist=True)

@@ -84,6 +84,9 @@ def test_pretrain_linear_and_knn_load(tmp_path, fm_data, label, method, extra):
         floor = [float(r["train_residual_above_floor_step"]) for r in rows
                  if r.get("train_residual_above_floor_step")]
         assert res and all(math.isfinite(x) for x in res + floor)
+        failures = [float(r["train_vmf_failures_step"]) for r in rows
+                    if r.get("train_vmf_failures_step")]
+        assert failures and set(failures) == {0.0}  # each draw fails with P < 1e-12
         assert {r["train_kappa_e_step"] for r in rows if r.get("train_kappa_e_step")} == {
             "16384.0" if method == "c_byol" else "1024.0"}
     if method == "c_simclr":
