@@ -34,6 +34,9 @@ class _Method(CEBMixin):
         self.logged.update(metrics)
         self.log_kwargs = kwargs
 
+    def log(self, name, value, **kwargs) -> None:
+        self.logged[name] = value
+
     def beta_at_step(self, step: int) -> float:
         self.trainer.global_step = step
         return self.current_beta()
