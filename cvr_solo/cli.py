@@ -1,9 +1,10 @@
-"""The ``cvr-solo`` command: pretrain, linear, data, bench.
+"""The ``cvr-solo`` command: pretrain, linear, data, bench, install-solo.
 
     cvr-solo pretrain --config-path DIR --config-name c_byol.yaml [hydra overrides]
     cvr-solo linear   --config-path DIR --config-name linear.yaml [hydra overrides]
     cvr-solo data fashion-mnist --out DIR [--subset N]
     cvr-solo bench --data DIR --methods simclr,c_simclr,... --budget smoke|full --out DIR
+    cvr-solo install-solo [--source URL|DIR|ARCHIVE]
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         from cvr_solo.bench.run import main as bench_main
 
         return bench_main(rest)
-    print(f"cvr-solo: error: unknown command {command!r}; one of pretrain, linear, data, bench",
-          file=sys.stderr)
+    if command == "install-solo":
+        from cvr_solo.install_solo import main as install_main
+
+        return install_main(rest)
+    print(f"cvr-solo: error: unknown command {command!r}; one of pretrain, linear, data, bench, "
+          "install-solo", file=sys.stderr)
     return 2
 
 

@@ -34,8 +34,7 @@ def test_missing_solo_learn_message(monkeypatch, capsys, command):
     assert cli.main([command, *ARGS]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cvr-solo {command}: error: solo-learn is not installed")
-    assert "git clone https://github.com/vturrisi/solo-learn" in err
-    assert SOLO_COMMIT in err and "--no-build-isolation" in err
+    assert "cvr-solo install-solo" in err and SOLO_COMMIT in err
     assert "Traceback" not in err
 
 
