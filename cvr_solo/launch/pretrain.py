@@ -23,6 +23,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    switch_off_unbuildable_knn,
 )
 from cvr_solo.registry import register
 
@@ -85,6 +86,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     if not os.path.isdir(cfg.data.train_path):
         raise ConfigError(f"data.train_path: no directory {cfg.data.train_path}")
     cfg = parse_cfg(cfg)
+    switch_off_unbuildable_knn(cfg, "pretrain")
     seed_everything(cfg.seed)
     model = METHODS[cfg.method](cfg)
     make_contiguous(model)
