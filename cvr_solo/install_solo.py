@@ -165,7 +165,7 @@ def install_solo(source: SoloSource, *, dry_run: bool = False, quiet: bool = Fal
     before = _installed(("setuptools", "wheel", "solo-learn", *PROTECTED, "lightning"))
     echo(f"{PREFIX}: solo-learn from {source.location}: {commit_note(source)}")
     kept = [f"{n} {before[n]}" for n in PROTECTED if before[n]]
-    echo(f"{PREFIX}: keeping {', '.join(kept)} (pip may not replace them)" if kept else
+    echo(f"{PREFIX}: keeping {', '.join(kept)} (pinned: pip may not replace them)" if kept else
          f"{PREFIX}: no torch installed: solo-learn's requirement pulls the latest")
     if before["solo-learn"]:
         echo(f"{PREFIX}: replacing the installed solo-learn {before['solo-learn']}")
