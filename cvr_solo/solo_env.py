@@ -30,13 +30,9 @@ class SoloLearnUnavailableError(RuntimeError):
 
 def install_hint() -> str:
     """How to install the solo-learn cvr-solo is tested against."""
-    return (
-        f"install solo-learn {SOLO_COMMIT} from GitHub (the package registry's 1.0.2 is too "
-        "old) with\n"
-        "    cvr-solo install-solo\n"
-        "or, offline, from a checkout or archive of that commit:\n"
-        "    cvr-solo install-solo --source PATH"
-    )
+    return (f"install solo-learn {SOLO_COMMIT} with: cvr-solo install-solo (offline: "
+            "cvr-solo install-solo --source PATH, a checkout or archive of that commit; the "
+            "package registry's 1.0.2 is too old)")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
