@@ -3,7 +3,8 @@
     cvr-solo pretrain [--config-path DIR] --config-name c_byol.yaml [hydra overrides]
     cvr-solo linear   [--config-path DIR] --config-name linear.yaml [hydra overrides]
     cvr-solo data fashion-mnist --out DIR [--subset N] [--download]
-    cvr-solo bench --data DIR --methods simclr,c_simclr,... --budget smoke|full --out DIR
+    cvr-solo bench --data DIR --methods simclr,c_simclr,... --budget smoke|gpu|full --out DIR
+    cvr-solo install-solo [--source URL|DIR|ARCHIVE]
 
 ``--verbose`` (or ``CVR_SOLO_VERBOSE=1``) keeps the third-party warnings cvr-solo silences
 (see :mod:`cvr_solo.quiet`).
@@ -155,6 +156,12 @@ def _bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def _install_solo(argv: list[str]) -> int:
+    from cvr_solo.install_solo import main as install_main
+
+    return install_main(argv)
+
+
 #: name -> (one-line description, handler). Adding a sub-command is one entry here.
 COMMANDS: dict[str, Command] = {
     "pretrain": Command("pretrain a method (C-SimCLR, C-BYOL or a solo-learn baseline) from a "
@@ -165,6 +172,8 @@ COMMANDS: dict[str, Command] = {
                     "asked", _data),
     "bench": Command("pretrain and evaluate several methods under one budget, with a report",
                      _bench),
+    "install-solo": Command("install solo-learn at the supported commit the right way, and "
+                            "check it", _install_solo),
 }
 
 

@@ -12,11 +12,14 @@ import importlib
 import importlib.metadata
 import importlib.util
 
-__all__ = ["MIN_SOLO_VERSION", "SOLO_COMMIT", "SoloLearnUnavailableError", "install_hint",
-           "require_solo", "solo_available"]
+__all__ = ["MIN_SOLO_VERSION", "SOLO_COMMIT", "SOLO_COMMIT_SHA", "SOLO_REPO",
+           "SoloLearnUnavailableError", "install_hint", "online_knn_problem", "require_solo",
+           "solo_available"]
 
+SOLO_REPO = "https://github.com/vturrisi/solo-learn"
 #: The solo-learn commit cvr-solo is tested against (GitHub HEAD of 2026-04-22).
-SOLO_COMMIT = "9187ea3"
+SOLO_COMMIT_SHA = "9187ea39c2c3f43c455ab06664d2b019a9802954"
+SOLO_COMMIT = SOLO_COMMIT_SHA[:7]
 #: Oldest solo-learn version with the Hydra/DictConfig API (GitHub's setup.py says 1.0.6).
 MIN_SOLO_VERSION = (1, 0, 6)
 
@@ -27,14 +30,9 @@ class SoloLearnUnavailableError(RuntimeError):
 
 def install_hint() -> str:
     """How to install the solo-learn cvr-solo is tested against."""
-    return (
-        "install solo-learn from GitHub (the package registry's 1.0.2 is too old):\n"
-        "    pip install 'setuptools<81'\n"
-        "    git clone https://github.com/vturrisi/solo-learn && "
-        f"git -C solo-learn checkout {SOLO_COMMIT}\n"
-        "    pip install --no-build-isolation ./solo-learn\n"
-        "    pip install 'setuptools<82'   # solo-learn's lightning pin imports pkg_resources"
-    )
+    return (f"install solo-learn {SOLO_COMMIT} with: cvr-solo install-solo (offline: "
+            "cvr-solo install-solo --source PATH, a checkout or archive of that commit; the "
+            "package registry's 1.0.2 is too old)")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -98,6 +96,31 @@ def _dist_version(name: str) -> str | None:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def online_knn_problem() -> str | None:
+    """Why solo-learn's online kNN metric (``knn_eval``) cannot be built here, or None.
+
+    solo-learn's ``WeightedKNNClassifier`` passes ``compute_on_step`` to torchmetrics'
+    ``Metric``, which torchmetrics >= 0.12 rejects; so with the current Lightning stack
+    (lightning >= 2.2, torchmetrics 1.x) ``knn_eval.enabled=True`` cannot work.
+
+    Returns:
+        A one-line reason, or None where the metric can be built.
+
+    Example:
+        >>> online_knn_problem() is None or "torchmetrics" in online_knn_problem()
+        True
+    """
+    from solo.utils.knn import WeightedKNNClassifier
+
+    try:
+        WeightedKNNClassifier(k=1)
+    except (TypeError, ValueError) as err:
+        return (f"solo-learn's online kNN metric cannot be built with torchmetrics "
+                f"{_dist_version('torchmetrics')} ({err}; it needs torchmetrics < 0.12, "
+                "solo-learn's pin)")
+    return None
 
 
 def solo_available() -> bool:

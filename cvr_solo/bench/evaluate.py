@@ -79,7 +79,7 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
         from solo.utils.knn import WeightedKNNClassifier
 
         knn = WeightedKNNClassifier(k=k, T=temperature, distance_fx="cosine")
-    except TypeError:
+    except (TypeError, ValueError):  # torchmetrics 1.x raises ValueError
         knn = None
     if knn is not None:
         knn(train_features=train_feats, train_targets=train_labels,

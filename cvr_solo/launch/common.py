@@ -87,6 +87,32 @@ def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float
                                   num_workers=cfg.data.num_workers)
 
 
+def switch_off_unbuildable_knn(cfg: DictConfig, command: str) -> str | None:
+    """Turns ``knn_eval.enabled`` off, with one line on stderr, where solo-learn's online kNN
+    metric cannot be built (torchmetrics >= 0.12, e.g. the current Lightning stack); building
+    the method would otherwise end in torchmetrics' ``compute_on_step`` error.
+
+    Args:
+        cfg: the parsed pretrain config (solo-learn's ``parse_cfg`` fills ``knn_eval``).
+        command: the command named in the message.
+
+    Returns:
+        The line printed, or None when nothing was changed.
+    """
+    if not cfg.get("knn_eval") or not cfg.knn_eval.get("enabled"):
+        return None
+    from cvr_solo.solo_env import online_knn_problem
+
+    problem = online_knn_problem()
+    if problem is None:
+        return None
+    cfg.knn_eval.enabled = False
+    line = (f"cvr-solo {command}: knn_eval.enabled=True switched off: {problem}; "
+            "the run goes on without online kNN")
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
 def dali_module() -> Any:
     """solo-learn's DALI data module (solo.data.dali_dataloader), or a ConfigError saying how
     to install DALI."""

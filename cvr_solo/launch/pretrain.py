@@ -24,6 +24,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    switch_off_unbuildable_knn,
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.registry import register
@@ -89,6 +90,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
                           f"{cfg.method!r}")
     check_data(cfg, "pretrain")
     cfg = parse_cfg(cfg)
+    switch_off_unbuildable_knn(cfg, "pretrain")
     seed_everything(cfg.seed)
     model = METHODS[cfg.method](cfg)
     make_contiguous(model)

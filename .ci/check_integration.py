@@ -1,0 +1,71 @@
+"""Fails a CI stage whose integration tests did not all run.
+
+    python .ci/check_integration.py STAGE JUNIT_XML
+
+Reads pytest's JUnit XML report of a stage that has solo-learn installed and exits 1 unless
+integration tests were collected and every one of them executed (passed or failed: pytest's
+own exit code judges those), apart from the skips in ALLOWED, each with the reason it must
+give. A skip or xfail not listed there, or listed with another reason (say, Fashion-MNIST
+missing instead of no GPU), fails the stage.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+#: test (file::function, without parameters) -> text its skip reason must contain.
+ALLOWED = {
+    "tests/integration/test_solo_methods.py::test_c_byol_with_dali_on_gpu":
+        "needs a CUDA GPU and NVIDIA DALI",
+}
+
+
+def _test_id(case: ET.Element) -> str:
+    path = case.get("classname", "").replace(".", "/") + ".py"
+    return f"{path}::{case.get('name', '').split('[')[0]}"
+
+
+def check(stage: str, junit_xml: str) -> int:
+    """Prints the stage's integration counts; returns the exit code (0 or 1)."""
+    cases = [c for c in ET.parse(junit_xml).getroot().iter("testcase")
+             if c.get("classname", "").startswith("tests.integration.")]
+    outcome: Counter[str] = Counter()
+    bad: list[str] = []
+    allowed: list[str] = []
+    for case in cases:
+        skipped = case.find("skipped")
+        if skipped is None:
+            outcome["executed"] += 1
+            continue
+        test_id, reason = _test_id(case), skipped.get("message", "")
+        kind = "xfail" if skipped.get("type") == "pytest.xfail" else "skip"
+        outcome[kind] += 1
+        want = ALLOWED.get(test_id)
+        if want is not None and want in reason and kind == "skip":
+            allowed.append(f"{test_id} ({reason})")
+        else:
+            bad.append(f"{kind}: {case.get('classname')}::{case.get('name')}: {reason}")
+    print(f"CI {stage}: {len(cases)} integration tests collected, {outcome['executed']} "
+          f"executed, {len(allowed)} skipped as allowed, {len(bad)} skipped not allowed")
+    for line in allowed:
+        print(f"CI {stage}:   allowed skip: {line}")
+    if not cases or outcome["executed"] == 0:
+        print(f"CI {stage}: FAILED: no integration test executed", file=sys.stderr)
+        return 1
+    if bad:
+        print(f"CI {stage}: FAILED: integration tests must run on this stack; these did not "
+              "(mark one allowed only in .ci/check_integration.py ALLOWED, with its reason):",
+              file=sys.stderr)
+        for line in bad:
+            print(f"CI {stage}:   {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        print(__doc__.split("\n\n")[1], file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(check(sys.argv[1], sys.argv[2]))
