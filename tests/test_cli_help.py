@@ -20,7 +20,7 @@ def test_top_level_help_describes_every_sub_command(capsys):
     for name, cmd in cli.COMMANDS.items():
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(name + " "))
         assert cmd.summary in line
-    assert set(cli.COMMANDS) == {"pretrain", "linear", "data", "bench"}
+    assert set(cli.COMMANDS) == {"pretrain", "linear", "data", "bench", "install-solo"}
 
 
 def test_version(capsys):
