@@ -55,3 +55,17 @@ def test_no_integration_test_fails_the_stage(tmp_path, capsys):
     assert check_integration.check("current", _xml(tmp_path, UNIT)) == 1
     assert check_integration.check("current", _xml(tmp_path, DALI)) == 1
     assert "no integration test executed" in capsys.readouterr().err
+
+
+def test_the_gpu_sync_test_may_skip_only_for_want_of_a_gpu(tmp_path, capsys):
+    mod = "tests.integration.test_sync_free_step"
+    name = "test_training_step_does_not_sync[c_byol-bf16-mixed]"
+
+    def sync(message: str) -> str:
+        return (f'<testcase classname="{mod}" name="{name}"><skipped type="pytest.skip" '
+                f'message="{message}" /></testcase>')
+
+    no_gpu = sync("no CUDA device: the sync check needs a GPU")
+    assert check_integration.check("pins", _xml(tmp_path, RAN, no_gpu, DALI)) == 0
+    assert "2 skipped as allowed" in capsys.readouterr().out
+    assert check_integration.check("pins", _xml(tmp_path, RAN, sync("flaky"))) == 1
