@@ -38,7 +38,7 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     from solo.methods.base import BaseMethod
 
     from cvr_solo.registry import register
-    from cvr_solo.stem import checkpoint_has_small_stem
+    from cvr_solo.stem import checkpoint_has_small_stem, use_small_stem
 
     register()  # solo-learn's ResNets take backbone.kwargs.small_stem
     path = str(cfg.pretrained_feature_extractor)
@@ -64,8 +64,7 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     if is_resnet:
         backbone.fc = nn.Identity()
         if cifar:
-            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
-            backbone.maxpool = nn.Identity()
+            use_small_stem(backbone)  # what solo-learn builds for CIFAR
     result = backbone.load_state_dict(weights, strict=False)
     if result.missing_keys:
         raise ConfigError(f"pretrained_feature_extractor: {path} does not fit backbone "
