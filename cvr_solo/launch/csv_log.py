@@ -1,11 +1,12 @@
 """metrics.csv of a run: one file per run folder, appended to on resume, stable columns.
 
 Lightning's CSVLogger orders its columns by set iteration (a different order per run) and,
-across versions, either rewrites metrics.csv from memory (2.1) or appends to it (newer), so a
-resumed run may lose or split its history. :class:`RunCSVLogger` writes through its own
-``save``: columns ``step``, ``epoch``, then the others sorted; rows are appended; a new column
-rewrites the file once with the wider header (old rows keep their values, the new column is
-empty there). An existing metrics.csv in the run folder (a resumed run) is continued.
+across versions, either rewrites metrics.csv from memory (2.1) or deletes it when the writer
+starts and then appends (newer), so a resumed run loses or splits its history.
+:class:`RunCSVLogger` writes through its own ``save``: columns ``step``, ``epoch``, then the
+others sorted; rows are appended; a new column rewrites the file once with the wider header
+(old rows keep their values, the new column is empty there). An existing metrics.csv in the
+run folder (a resumed run) is continued.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class _RunWriter(ExperimentWriter):
         if os.path.isfile(self.metrics_file_path):
             with open(self.metrics_file_path, newline="") as f:
                 self.metrics_keys = next(csv.reader(f), [])
+
+    def _check_log_dir_exists(self) -> None:
+        """Keep a resumed run's metrics.csv: Lightning >= 2.2 deletes it here (2.1 only warns)."""
 
     def save(self) -> None:
         if self.hparams:
