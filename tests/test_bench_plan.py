@@ -69,7 +69,7 @@ def test_plan_is_seed_major_with_per_seed_subsets_and_overrides():
     assert o["data.val_path"] is None and o["accelerator"] == "cpu"
     args = hydra_args(o)
     assert "method_kwargs.b_view=other" in args and "augmentations=asymmetric.yaml" in args
-    assert "seed=5" in args and "precision=32" in args
+    assert "seed=5" in args and "precision=bf16-mixed" in args
     gpu = plan_runs(methods, [5], BUDGETS["gpu"], Path("o"), Path("d"), "native", dali=True)
     assert gpu[0].train_dir == Path("d/train")  # all images
     assert gpu[0].overrides["precision"] == "bf16-mixed"
@@ -176,6 +176,38 @@ def test_reference_stage_is_cached_per_data_and_budget(tmp_path):
     assert not ReferenceStage(other, args).done()
     big = {**args, "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}}}
     assert not ReferenceStage(ctx, big).done()
+    fp32 = Context(dataclasses.replace(BUDGETS["smoke"], precision="32"), tmp_path,
+                   tmp_path / "data", tmp_path)
+    assert not ReferenceStage(fp32, args).done()  # features at another precision
+
+
+def test_bf16_features_are_float32_and_close_to_fp32():
+    from cvr_solo.bench.evaluate import features
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    images = torch.rand(20, 3, 12, 12)
+    args = (net, images, [0.5] * 3, [0.25] * 3, torch.device("cpu"))
+    exact = features(*args, batch_size=7)
+    half = features(*args, batch_size=7, precision="bf16-mixed")
+    assert half.dtype == torch.float32 and half.shape == exact.shape == (20, 16)
+    assert not torch.equal(half, exact)  # the autocast did apply
+    torch.testing.assert_close(half, exact, rtol=0.05, atol=0.02)
+
+
+@pytest.mark.parametrize("native, given, expected", [
+    (True, None, "bf16-mixed"), (False, None, "32"), (False, "bf16-mixed", "bf16-mixed"),
+    (True, "32", "32")])
+def test_smoke_budget_precision_follows_the_cpu(monkeypatch, capsys, native, given, expected):
+    import cvr_solo.bench.run as run
+
+    monkeypatch.setattr(run, "cpu_runs_bf16", lambda: native)
+    argv = ["--data", "d", "--out", "o", "--budget", "smoke"]
+    argv += ["--precision", given] if given else []
+    assert run._budget(run._parser().parse_args(argv)).precision == expected
+    warned = "no native bf16" in capsys.readouterr().err
+    assert warned == (not native and given is None)
 
 
 def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):

@@ -10,8 +10,9 @@ fly with fixed noise.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,17 +57,36 @@ def load_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module
     return _load(cfg).eval()
 
 
+@contextlib.contextmanager
+def autocast_for(precision: str, device: torch.device) -> Iterator[None]:
+    """bf16 autocast on ``device`` for a Lightning precision name with "bf16" in it
+    (``bf16-mixed``), nothing otherwise: the evaluation runs at the pretraining's precision.
+
+    Example:
+        >>> with autocast_for("bf16-mixed", torch.device("cpu")):
+        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
+        torch.bfloat16
+    """
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision)):
+        yield
+
+
+def _forward(backbone: nn.Module, x: torch.Tensor, device: torch.device, precision: str
+             ) -> torch.Tensor:
+    x = x.to(device).contiguous(memory_format=torch.channels_last)
+    with autocast_for(precision, device):
+        return backbone(x).float().cpu()
+
+
 @torch.no_grad()
 def features(backbone: nn.Module, images: torch.Tensor, mean: Sequence[float],
-             std: Sequence[float], device: torch.device, batch_size: int = 512
-             ) -> torch.Tensor:
-    """Backbone features of [0, 1] images normalised with (mean, std)."""
+             std: Sequence[float], device: torch.device, batch_size: int = 512,
+             precision: str = "32") -> torch.Tensor:
+    """Backbone features (float32) of [0, 1] images normalised with (mean, std), computed
+    channels-last and, for a ``bf16`` precision, under bf16 autocast."""
     norm = transforms.Normalize(list(mean), list(std))
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = norm(images[i:i + batch_size]).to(device)
-        out.append(backbone(x).float().cpu())
-    return torch.cat(out)
+    return torch.cat([_forward(backbone, norm(images[i:i + batch_size]), device, precision)
+                      for i in range(0, len(images), batch_size)])
 
 
 def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
@@ -184,7 +204,7 @@ def probe_accuracy_under_corruptions(
     backbone: nn.Module, probe: nn.Module, val: ImageSet, mean: Sequence[float],
     std: Sequence[float], device: torch.device, seed: int = 0, batch_size: int = 256,
     corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
-    progress: bool = True,
+    progress: bool = True, precision: str = "32",
 ) -> dict[str, Any]:
     """Top-1 (%) of backbone + probe on clean ``val`` and on every (corruption, severity).
 
@@ -203,7 +223,7 @@ def probe_accuracy_under_corruptions(
         for name, sev in keys:
             # a per-batch seed: deterministic, and different noise for each batch
             xc = x if name == "clean" else corrupt(x, name, sev, seed=seed * 100003 + start)
-            pred = probe(backbone(norm(xc).to(device)).float().cpu()).argmax(1)
+            pred = probe(_forward(backbone, norm(xc), device, precision)).argmax(1)
             correct[(name, sev)] += int((pred == y).sum())
             bar.update(len(x))
     bar.close()
@@ -220,10 +240,12 @@ def probe_accuracy_under_corruptions(
 def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
                       corruption_idx: torch.Tensor, severities: Sequence[int],
                       mean: Sequence[float], std: Sequence[float], device: str,
-                      progress: bool = True) -> dict[str, Any]:
+                      progress: bool = True, precision: str = "32") -> dict[str, Any]:
     """kNN and linear probe of a frozen backbone, with the features of ``train`` and ``val``
     computed once and shared; the probe is then run on corrupted copies of
     ``val[corruption_idx]`` (corruption noise seeded with 0, the same for every run).
+    The backbone runs at ``precision`` (bf16 autocast for ``bf16-mixed``); the probe and
+    kNN are float32.
 
     Returns:
         ``{"knn_acc1", "clean", "clean_corruption_subset", "corruptions", "severities",
@@ -231,15 +253,16 @@ def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
         against the clean accuracy of the same subset.
     """
     dev = torch.device(device)
-    backbone = backbone.to(dev).eval()
-    f_train = features(backbone, train.images, mean, std, dev)
-    f_val = features(backbone, val.images, mean, std, dev)
+    backbone = backbone.to(dev, memory_format=torch.channels_last).eval()
+    f_train = features(backbone, train.images, mean, std, dev, precision=precision)
+    f_val = features(backbone, val.images, mean, std, dev, precision=precision)
     knn = knn_accuracy(f_train, train.labels, f_val, val.labels)
     probe = train_probe(f_train, train.labels)
     clean = probe_accuracy(probe, f_val, val.labels)
     sub = ImageSet(val.images[corruption_idx], val.labels[corruption_idx])
     robust = probe_accuracy_under_corruptions(backbone, probe, sub, mean, std, dev, seed=0,
-                                              severities=severities, progress=progress)
+                                              severities=severities, progress=progress,
+                                              precision=precision)
     return {"knn_acc1": knn, "clean": clean, "clean_corruption_subset": robust["clean"],
             "corruptions": robust["corruptions"], "severities": robust["severities"],
             "mean_corruption": robust["mean_corruption"],
@@ -248,13 +271,14 @@ def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
 
 def evaluate_run(pretrain_ckpt: str | Path, train: ImageSet, val: ImageSet,
                  corruption_idx: torch.Tensor, severities: Sequence[int], device: str,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, precision: str = "32") -> dict[str, Any]:
     """:func:`evaluate_backbone` of the backbone in a ``cvr-solo pretrain`` checkpoint,
     normalised with its run's mean and std."""
     args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
     aug = args["augmentations"][0]
     return evaluate_backbone(load_backbone(args, pretrain_ckpt), train, val, corruption_idx,
-                             severities, aug["mean"], aug["std"], device, progress)
+                             severities, aug["mean"], aug["std"], device, progress,
+                             precision)
 
 
 def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Module:
@@ -275,8 +299,8 @@ def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Modu
 def reference_rows(train: ImageSet, val: ImageSet, corruption_idx: torch.Tensor,
                    severities: Sequence[int], backbone_name: str,
                    backbone_kwargs: dict[str, Any], mean: Sequence[float],
-                   std: Sequence[float], device: str, progress: bool = True
-                   ) -> dict[str, dict[str, Any]]:
+                   std: Sequence[float], device: str, progress: bool = True,
+                   precision: str = "32") -> dict[str, dict[str, Any]]:
     """The floor rows: a linear probe on raw pixels (no kNN, no corruption suite) and the
     kNN and probe of a randomly initialised backbone (seed 0) of the benchmark's
     architecture and stem."""
@@ -285,5 +309,5 @@ def reference_rows(train: ImageSet, val: ImageSet, corruption_idx: torch.Tensor,
         "clean": probe_accuracy(pixels, val.images, val.labels), "knn_acc1": None}}
     rows[f"random {backbone_name} (untrained)"] = evaluate_backbone(
         random_backbone(backbone_name, backbone_kwargs), train, val, corruption_idx,
-        severities, mean, std, device, progress)
+        severities, mean, std, device, progress, precision)
     return rows

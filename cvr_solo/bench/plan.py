@@ -49,11 +49,12 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # a pipeline check on CPU, meant for 3 seeds x 5 methods in about 30 min on 2 idle cores;
-    # measured under load it likely takes longer (docs/benchmarks.md, section 3). The
-    # pretraining is short; probe and kNN still see all 10k validation images
+    # a pipeline check on CPU: 3 seeds x 6 runs in about 30 min on 2 idle cores with native
+    # bf16 (measured: docs/benchmarks.md, section 3); bf16 like the GPU budgets, fp32 (about
+    # 2.5x slower) on a CPU without it. The pretraining is short; probe and kNN still see all
+    # 10k validation images
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
-                    pretrain_epochs=2, batch_size=64, device="cpu", precision="32",
+                    pretrain_epochs=2, batch_size=64, device="cpu", precision="bf16-mixed",
                     num_workers=1, log_every=1, diag_every=4, diag_images=128),
     # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
     # out in docs/benchmarks.md): all 60k/10k images, bf16 mixed precision

@@ -130,7 +130,23 @@ def _budget(args: argparse.Namespace) -> Budget:
             if not v or not set(v) <= {1, 2, 3, 4, 5}:
                 raise ValueError(f"--severities: values in 1-5, got {args.severities!r}")
         changes[f.name] = None if "subset" in f.name and v == 0 else v
-    return dataclasses.replace(BUDGETS[args.budget], **changes)
+    budget = dataclasses.replace(BUDGETS[args.budget], **changes)
+    if (budget.device == "cpu" and "bf16" in budget.precision and args.precision is None
+            and not cpu_runs_bf16()):
+        print(f"cvr-solo bench: this CPU has no native bf16 (AVX512-BF16 or AMX), so the "
+              f"{args.budget!r} budget runs in fp32 (--precision 32), about 2.5x slower; "
+              "give --precision bf16-mixed to force bf16", file=sys.stderr)
+        budget = dataclasses.replace(budget, precision="32")
+    return budget
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16
+    autocast is faster than fp32; elsewhere it is emulated and slower."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def main(argv: list[str] | None = None) -> int:

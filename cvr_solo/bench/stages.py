@@ -249,7 +249,8 @@ class EvaluateStage:
         t0, cpu0 = time.time(), time.process_time()
         ev = evaluate_run(ckpt, self.ctx.train_set(self.spec.train_dir), self.ctx.val_set(),
                           self.ctx.corruption_idx(), self.ctx.budget.severities,
-                          self.ctx.device, progress=self.ctx.progress)
+                          self.ctx.device, progress=self.ctx.progress,
+                          precision=self.ctx.budget.precision)
         cost, curves = cost_and_curves(self.spec.run_dir / "pretrain", self.spec.method)
         secs = self.spec.run_dir / "pretrain_seconds.json"
         pre = json.loads(secs.read_text()) if secs.is_file() else {}
@@ -283,7 +284,8 @@ class ReferenceStage:
         bb = self.run_args["backbone"]
         return {"data": str(self.ctx.data.resolve()), "subset": b.subset,
                 "val_subset": b.val_subset, "corruption_subset": b.corruption_subset,
-                "severities": list(b.severities), "backbone": bb["name"],
+                "severities": list(b.severities), "precision": b.precision,
+                "backbone": bb["name"],
                 "backbone_kwargs": bb.get("kwargs") or {}}
 
     def done(self) -> bool:
@@ -305,6 +307,7 @@ class ReferenceStage:
         rows = reference_rows(self.ctx.train_set(folder), self.ctx.val_set(),
                               self.ctx.corruption_idx(), self.ctx.budget.severities,
                               bb["name"], dict(bb.get("kwargs") or {}), aug["mean"],
-                              aug["std"], self.ctx.device, self.ctx.progress)
+                              aug["std"], self.ctx.device, self.ctx.progress,
+                              self.ctx.budget.precision)
         self.path.write_text(json.dumps({"key": self.key(), "rows": rows,
                                          "seconds": time.time() - t0}, indent=1))
