@@ -111,6 +111,16 @@ class _SameBatch:
         return self.n
 
 
+def _class_folders(root: str, n: int = 10) -> None:
+    """``n`` class folders with one tiny image each: what the config checks ask of
+    data.train_path (the timed batches are synthetic)."""
+    from PIL import Image
+
+    for c in range(n):
+        os.makedirs(os.path.join(root, f"class{c}"))
+        Image.new("RGB", (4, 4)).save(os.path.join(root, f"class{c}", "0.png"))
+
+
 def build(method: str, batch_size: int, train_dir: str) -> tuple[Any, Any]:
     """(cfg, model) for the shipped fashion-mnist config of ``method`` at ``batch_size``."""
     from hydra import compose, initialize_config_dir
@@ -120,7 +130,8 @@ def build(method: str, batch_size: int, train_dir: str) -> tuple[Any, Any]:
     name = {"barlow_twins": "barlow"}.get(method, method)
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.2"):
         cfg = compose(config_name=name, overrides=[
-            f"data.train_path={train_dir}", f"optimizer.batch_size={batch_size}",
+            f"data.train_path={train_dir}", "data.val_path=null",
+            f"optimizer.batch_size={batch_size}",
             "checkpoint.enabled=False", "auto_resume.enabled=False"])
     return build_model(cfg)
 
@@ -148,8 +159,7 @@ def time_steps(methods: list[str], batch_size: int, device: str, steps: int, war
     turns = _Turns(len(methods))
     timers, jobs = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for c in range(10):  # parse_cfg counts the class folders of data.train_path
-            os.makedirs(os.path.join(tmp, f"class{c}"))
+        _class_folders(tmp)
         for i, method in enumerate(methods):
             cfg, model = build(method, batch_size, tmp)
             timer = _step_timer(turns, i, sync, clock)
@@ -188,8 +198,7 @@ def count_flops(method: str, batch_size: int) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     with tempfile.TemporaryDirectory() as tmp:
-        for c in range(10):
-            os.makedirs(os.path.join(tmp, f"class{c}"))
+        _class_folders(tmp)
         cfg, model = build(method, batch_size, tmp)
     model.train()
     batch = synthetic_batch(cfg, batch_size, "cpu")
