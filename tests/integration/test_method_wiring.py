@@ -1,5 +1,6 @@
-"""How C-BYOL connects its heads to the loss, inside one solo-learn training step, and the two
-load-time guards (a backbone checkpoint missing tensors, a truncated checkpoint to resume).
+"""How C-BYOL and C-SimCLR connect their heads to the loss, inside one solo-learn training
+step, and the two load-time guards (a backbone checkpoint missing tensors, a truncated
+checkpoint to resume).
 
 One CPU training step of a small C-BYOL is run with the loss spied on: what reaches
 ``c_byol_loss`` (and, inside it, ``residual_information``) is compared with the heads applied
@@ -20,7 +21,8 @@ SMALL_HEADS = ["method_kwargs.proj_hidden_dim=64", "method_kwargs.pred_hidden_di
                "method_kwargs.b_hidden_dim=64"]
 
 
-def _c_byol(tmp_path, overrides=()):
+def _method(tmp_path, name, overrides=()):
+    """A small ``name`` from the shipped fashion-mnist config, in train mode."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
     from solo.args.pretrain import parse_cfg
@@ -30,12 +32,15 @@ def _c_byol(tmp_path, overrides=()):
     for c in range(10):  # solo-learn's online top-5 accuracy needs >= 5 classes
         (train / f"class{c}").mkdir(parents=True, exist_ok=True)
     with initialize_config_dir(config_dir=str(PRETRAIN), version_base="1.2"):
-        cfg = compose(config_name="c_byol",
-                      overrides=[f"data.train_path={train}", *SMALL_HEADS, *overrides])
+        cfg = compose(config_name=name, overrides=[f"data.train_path={train}", *overrides])
     OmegaConf.set_struct(cfg, False)
-    cls = METHODS["c_byol"]
+    cls = METHODS[name]
     torch.manual_seed(0)
     return cls(cls.add_and_assert_specific_cfg(parse_cfg(cfg))).train()
+
+
+def _c_byol(tmp_path, overrides=()):
+    return _method(tmp_path, "c_byol", [*SMALL_HEADS, *overrides])
 
 
 def _batch(n: int = 8):
@@ -145,6 +150,54 @@ def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, m
         z = torch.stack([model.projector(model.backbone(x)) for x in views])  # projections
     expected = torch.nn.functional.normalize(z, dim=-1).std(dim=1).mean()
     assert float(logged["train_z_std"]) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_returned(
+        tmp_path, monkeypatch):
+    import cvr_solo.methods.c_simclr as c_simclr
+
+    model = _method(tmp_path, "c_simclr", ["method_kwargs.proj_hidden_dim=64"])
+    real_loss, base = c_simclr.c_simclr_loss, c_simclr.BaseMethod.training_step
+    seen: dict = {}
+    base_out: dict = {}
+    logged: dict = {}
+
+    def loss_spy(*args, **kwargs):
+        seen.update(inspect.signature(real_loss).bind(*args, **kwargs).arguments)
+        seen["output"] = real_loss(*args, **kwargs)
+        return seen["output"]
+
+    def base_spy(self, batch, batch_idx):
+        base_out.update(base(self, batch, batch_idx))
+        return base_out
+
+    monkeypatch.setattr(c_simclr, "c_simclr_loss", loss_spy)
+    monkeypatch.setattr(c_simclr.BaseMethod, "training_step", base_spy)
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
+    _, views, _ = batch = _batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total = model.training_step(batch, 0)
+    with torch.no_grad():
+        z = torch.stack([model.projector(model.backbone(x)) for x in views])
+    assert not torch.allclose(z[0], z[1], atol=1e-3)
+    assert torch.allclose(seen["r1"].detach(), z[0], atol=1e-5)
+    assert torch.allclose(seen["r2"].detach(), z[1], atol=1e-5)
+    # the shipped fashion-mnist values: kappa_b = 1/temperature (0.2), published kappa_e, beta
+    assert (seen["kappa_e"], seen["kappa_b"], seen["beta"]) == (1024.0, 5.0, 1.0)
+    out = seen["output"]
+    assert float(total) == pytest.approx(float(out.loss + base_out["loss"]))
+    assert float(logged["train_c_simclr_loss"]) == pytest.approx(float(out.loss))
+    assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
+    assert float(logged["train_contrastive"]) == pytest.approx(float(out.contrastive))
+    assert float(logged["train_i_yz"]) == pytest.approx(float(out.i_yz))
+    assert (float(logged["train_kappa_e"]), float(logged["train_kappa_b"]),
+            float(logged["train_beta"])) == (1024.0, 5.0, 1.0)
+    assert float(logged["train_residual_above_floor"]) == pytest.approx(
+        float(out.residual.mean() - model.residual_floor))
+    expected = torch.nn.functional.normalize(z, dim=-1).std(dim=1).mean()
+    assert float(logged["train_z_std"]) == pytest.approx(float(expected), rel=1e-4)
+    assert torch.isfinite(logged["train_lipschitz_lower_bound"])
 
 
 def test_eval_uses_the_mean_and_train_draws_around_it(tmp_path):
