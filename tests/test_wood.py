@@ -69,6 +69,16 @@ def test_plan_keeps_the_failure_chance_below_the_bound(n, d, kappa):
     assert k1 >= 1
 
 
+@pytest.mark.parametrize(("kappa", "plans"), [
+    (10.0, [(1, 8, 3), (1, 12, 3), (1, 21, 3), (1, 29, 3)]),
+    (1024.0, [(3, 25, 18), (3, 51, 18), (3, 128, 18), (3, 215, 18)]),
+    (16384.0, [(4, 18, 19), (3, 67, 20), (3, 178, 20), (3, 307, 20)])])
+def test_plans_are_the_documented_ones(kappa, plans):
+    """The (k1, m, k2) table of docs/benchmarks.md, section 7 (d = 256; n = 256, 1024, 4096,
+    8192): a bound that is safe but looser (more proposals, a larger pool) fails here."""
+    assert [wood_plan(n, 256, kappa) for n in (256, 1024, 4096, 8192)] == plans
+
+
 def test_plan_is_cheaper_than_one_stage_for_large_batches():
     k1, m, k2 = wood_plan(4096, 256, 16384.0)
     one_stage = math.ceil(math.log(FAILURE_BOUND / 2) / math.log1p(-wood_acceptance(256,
