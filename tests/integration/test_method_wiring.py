@@ -49,26 +49,35 @@ def _batch(n: int = 8):
     return torch.arange(n), views, torch.randint(0, 10, (n,), generator=g)
 
 
+def _spy(monkeypatch, owner, name: str) -> dict:
+    """Wraps ``owner.name``; returns the dict that each call fills with its bound arguments
+    and its result (``"output"``)."""
+    real = getattr(owner, name)
+    seen: dict = {}
+
+    def spy(*args, **kwargs):
+        seen.update(inspect.signature(real).bind(*args, **kwargs).arguments)
+        seen["output"] = real(*args, **kwargs)
+        return seen["output"]
+
+    monkeypatch.setattr(owner, name, spy)
+    return seen
+
+
 def _spied_step(model, monkeypatch):
     """One training step; returns (the bound arguments of c_byol_loss, the calls of
     residual_information in order)."""
     import cvr_solo.ceb.losses as losses
     import cvr_solo.methods.c_byol as c_byol
 
-    real_loss, real_ri = c_byol.c_byol_loss, losses.residual_information
-    seen: dict = {}
+    real_ri = losses.residual_information
     ri_calls: list = []
-
-    def loss_spy(*args, **kwargs):
-        seen.update(inspect.signature(real_loss).bind(*args, **kwargs).arguments)
-        seen["output"] = real_loss(*args, **kwargs)
-        return seen["output"]
 
     def ri_spy(*args, **kwargs):
         ri_calls.append(inspect.signature(real_ri).bind(*args, **kwargs).arguments)
         return real_ri(*args, **kwargs)
 
-    monkeypatch.setattr(c_byol, "c_byol_loss", loss_spy)
+    seen = _spy(monkeypatch, c_byol, "c_byol_loss")
     monkeypatch.setattr(losses, "residual_information", ri_spy)
     batch = _batch()
     with warnings.catch_warnings():  # self.log without a Trainer warns
@@ -131,15 +140,9 @@ def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, m
     model = _c_byol(tmp_path)
     logged: dict = {}
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
-    base = c_byol.BaseMomentumMethod.training_step
-    base_out: dict = {}
-
-    def base_spy(self, batch, batch_idx):
-        base_out.update(base(self, batch, batch_idx))
-        return base_out
-
-    monkeypatch.setattr(c_byol.BaseMomentumMethod, "training_step", base_spy)
+    base = _spy(monkeypatch, c_byol.BaseMomentumMethod, "training_step")
     (_, views, _), seen, _ = _spied_step(model, monkeypatch)
+    base_out = base["output"]
     out = seen["output"]
     # the step returns the C-BYOL loss plus the online and momentum classifiers' losses
     assert float(seen["total"]) == pytest.approx(float(out.loss + base_out["loss"]))
@@ -157,22 +160,9 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     import cvr_solo.methods.c_simclr as c_simclr
 
     model = _method(tmp_path, "c_simclr", ["method_kwargs.proj_hidden_dim=64"])
-    real_loss, base = c_simclr.c_simclr_loss, c_simclr.BaseMethod.training_step
-    seen: dict = {}
-    base_out: dict = {}
+    seen = _spy(monkeypatch, c_simclr, "c_simclr_loss")
+    base = _spy(monkeypatch, c_simclr.BaseMethod, "training_step")
     logged: dict = {}
-
-    def loss_spy(*args, **kwargs):
-        seen.update(inspect.signature(real_loss).bind(*args, **kwargs).arguments)
-        seen["output"] = real_loss(*args, **kwargs)
-        return seen["output"]
-
-    def base_spy(self, batch, batch_idx):
-        base_out.update(base(self, batch, batch_idx))
-        return base_out
-
-    monkeypatch.setattr(c_simclr, "c_simclr_loss", loss_spy)
-    monkeypatch.setattr(c_simclr.BaseMethod, "training_step", base_spy)
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
     _, views, _ = batch = _batch()
     with warnings.catch_warnings():
@@ -186,7 +176,7 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     # the shipped fashion-mnist values: kappa_b = 1/temperature (0.2), published kappa_e, beta
     assert (seen["kappa_e"], seen["kappa_b"], seen["beta"]) == (1024.0, 5.0, 1.0)
     out = seen["output"]
-    assert float(total) == pytest.approx(float(out.loss + base_out["loss"]))
+    assert float(total) == pytest.approx(float(out.loss + base["output"]["loss"]))
     assert float(logged["train_c_simclr_loss"]) == pytest.approx(float(out.loss))
     assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
     assert float(logged["train_contrastive"]) == pytest.approx(float(out.contrastive))
