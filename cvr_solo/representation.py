@@ -7,16 +7,20 @@
 - :func:`normalised_std`: the mean over dimensions of the standard deviation of the
   l2-normalised embeddings; about ``1/sqrt(d)`` for well-spread embeddings, 0 when they
   collapse to one point (the collapse signal of Chen & He 2021, Sec. 4.1).
+- :func:`spread`: the same std with the positive and negative squared distances of a
+  training batch, as device tensors (no host sync), for logging inside a training step.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["alignment", "effective_rank", "normalised_std", "summary", "uniformity"]
+__all__ = ["Spread", "alignment", "effective_rank", "normalised_std", "spread", "summary",
+           "uniformity"]
 
 
 def _matrix(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -154,3 +158,58 @@ def summary(feats: torch.Tensor, z1: torch.Tensor | None = None,
         if z2 is not None:
             out["alignment"] = alignment(z1, z2)
     return out
+
+
+class Spread(NamedTuple):
+    """What :func:`spread` returns, each a 0-d float32 tensor on the inputs' device.
+
+    z_std: mean over dimensions of the population std of h = z/|z| (both views pooled).
+    positive: A, the mean of ‖h1_i - h2_i‖² over the batch (Wang & Isola's alignment).
+    negative: D, the mean of ‖h_i - h_j‖² over pairs i != j of one view (views averaged).
+    ratio: A / D; 1 when the two views of an image are no closer than two images.
+    """
+
+    z_std: torch.Tensor
+    positive: torch.Tensor
+    negative: torch.Tensor
+    ratio: torch.Tensor
+
+
+def spread(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-12) -> Spread:
+    """How spread out, and how aligned, one batch of projections is; no host sync.
+
+    With h = z/|z|: A = mean_i ‖h1_i - h2_i‖², D = 2 - 2 mean_{i != j} h_i^T h_j (from
+    ‖sum_i h_i‖², so O(n d)), and A / D. In C-SimCLR's loss near a concentrated
+    representation, shrinking every distance lowers the loss once
+    A / D > 1 / (1 + beta A_d(kappa_e)) (:func:`cvr_solo.ceb.shrink_threshold`).
+
+    Args:
+        z1: ``(n, d)`` projections of the first views, n >= 2.
+        z2: ``(n, d)`` projections of the second views, row i the positive of ``z1[i]``.
+        eps: floor of D in the ratio.
+
+    Returns:
+        A :class:`Spread` of detached float32 tensors.
+
+    Raises:
+        ValueError: if the inputs are not matrices of one shape with n >= 2.
+
+    Example:
+        >>> s = spread(torch.eye(4), torch.eye(4))
+        >>> float(s.positive), float(s.negative), float(s.ratio)
+        (0.0, 2.0, 0.0)
+    """
+    for name, z in (("z1", z1), ("z2", z2)):
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] < 2:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise ValueError(f"{name} must be a (n >= 2, d) tensor, got {shape}")
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have one shape, got {tuple(z1.shape)} and "
+                         f"{tuple(z2.shape)}")
+    from cvr_solo.ceb.diagnostics import pair_distances
+
+    with torch.no_grad():
+        h = F.normalize(torch.stack([z1, z2]).detach().float(), dim=-1)  # (2, n, d)
+        z_std = h.flatten(0, 1).std(dim=0, unbiased=False).mean()
+        positive, negative = pair_distances(h[0], h[1])
+    return Spread(z_std, positive, negative, positive / negative.clamp_min(eps))

@@ -5,8 +5,11 @@ Pure torch: nothing here imports solo-learn.
 
 from cvr_solo.ceb.diagnostics import (
     embedding_distance_from_kl,
+    held_back_beta,
     lipschitz_lower_bound,
+    pair_distances,
     residual_floor,
+    shrink_threshold,
 )
 from cvr_solo.ceb.losses import (
     B_VIEWS,
@@ -39,13 +42,16 @@ __all__ = [
     "c_byol_loss",
     "c_simclr_loss",
     "embedding_distance_from_kl",
+    "held_back_beta",
     "lipschitz_lower_bound",
     "log_bessel_iv",
     "log_normalizer",
     "mean_resultant_length",
+    "pair_distances",
     "residual_floor",
     "residual_information",
     "sampler_failures",
+    "shrink_threshold",
     "vmf_kl",
     "vmf_rsample",
     "wood_acceptance",

@@ -29,6 +29,7 @@ from cvr_solo.ceb._checks import (
     check_positive,
     check_same_shape,
 )
+from cvr_solo.ceb.diagnostics import held_back_beta
 from cvr_solo.ceb.special import _log_normalizer
 from cvr_solo.ceb.vmf import vmf_rsample
 
@@ -115,12 +116,18 @@ class CSimCLRLossOutput:
     residual: R_i per anchor, shape (2B,), both directions (x->y first).
     contrastive: mean H_i, the cross-entropy over 2N-1 candidates (N = global batch).
     i_yz: the InfoNCE estimate of I(Y;Z), log(2N-1) - mean H_i.
+    beta: the beta the loss used: the number given, or with ``beta_guard`` a 0-d tensor at
+        most that number.
+    align_ratio: with ``beta_guard``, A/D of the global batch's means
+        (:func:`cvr_solo.ceb.pair_distances`); None without (not computed).
     """
 
     loss: torch.Tensor
     residual: torch.Tensor
     contrastive: torch.Tensor
     i_yz: torch.Tensor
+    beta: torch.Tensor | float
+    align_ratio: torch.Tensor | None
 
 
 def c_simclr_loss(
@@ -130,6 +137,7 @@ def c_simclr_loss(
     kappa_b: float = 10.0,
     beta: float = 1.0,
     sample: bool = True,
+    beta_guard: float | None = None,
 ) -> CSimCLRLossOutput:
     """C-SimCLR: SimCLR's NT-Xent with a vMF-noised anchor plus beta times the residual.
 
@@ -147,6 +155,13 @@ def c_simclr_loss(
     beta = 0 with sampling off is exactly NT-Xent at temperature 1/kappa_b (kappa_b = 10 is
     SimCLR's tau = 0.1). Gradient-wise it is NT-Xent with a noisy anchor whose positive term
     is weighted (1 + beta). Published values: kappa_e = 1024, kappa_b = 10, beta = 1.
+
+    ``beta_guard`` (gamma in (0, 1], None: off, as in the release): beta is replaced by
+    min(beta, gamma (D/A - 1) / A_d(kappa_e)) of the gathered batch
+    (:func:`cvr_solo.ceb.held_back_beta`), which keeps the loss from rewarding a uniform
+    shrinking of all projections, the collapse C-SimCLR otherwise falls into when the two
+    views of an image are not yet much closer than two images (A/D above
+    :func:`cvr_solo.ceb.shrink_threshold`). It carries no gradient.
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
@@ -154,6 +169,10 @@ def c_simclr_loss(
     check_features("r1", r1)
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
+    if beta_guard is not None:
+        beta_guard = check_positive("beta_guard", beta_guard)
+        if beta_guard > 1:
+            raise ValueError(f"beta_guard must be in (0, 1] or None, got {beta_guard!r}")
     b = r1.shape[0]
     with torch.autocast(r1.device.type, enabled=False):
         r1 = F.normalize(_upcast(r1), dim=-1)
@@ -161,6 +180,10 @@ def c_simclr_loss(
         all1, offset = _gather(r1)
         all2, _ = _gather(r2)
         n = all1.shape[0]
+        beta_used: torch.Tensor | float = beta
+        ratio = None
+        if beta_guard is not None:
+            beta_used, ratio = held_back_beta(beta, all1, all2, kappa_e, beta_guard)
         anchors_mu = torch.cat([r1, r2])  # (2B, d): direction x->y, then y->x
         if sample:
             anchors, cos_e = vmf_rsample(anchors_mu, kappa_e)
@@ -178,10 +201,10 @@ def c_simclr_loss(
         # scatter_ with a number: a fill kernel, no host-to-device copy (a sync on a GPU)
         logits.scatter_(1, own.unsqueeze(1), float("-inf"))
         contrastive = F.cross_entropy(logits, pos, reduction="none")
-        loss = (beta * residual + contrastive).mean()
+        loss = (beta_used * residual + contrastive).mean()
     h = contrastive.detach().mean()
     return CSimCLRLossOutput(loss=loss, residual=residual.detach(), contrastive=h,
-                             i_yz=math.log(2 * n - 1) - h)
+                             i_yz=math.log(2 * n - 1) - h, beta=beta_used, align_ratio=ratio)
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,15 @@ class CSimCLR(CEBMixin, SimCLR):
             beta (float): weight of the residual information. Defaults to 1.
             beta_schedule (str): constant | warmup | cosine. Defaults to constant.
             beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
+            beta_guard (float | None): hold beta below the batch's shrink threshold
+                (:func:`cvr_solo.ceb.held_back_beta`); None: off, as in the release.
             lipschitz_diagnostic (bool): log the Lipschitz lower bound. Defaults to True.
         """
         super().__init__(cfg)
         self._init_ceb(self.cfg)
         self.lipschitz_diagnostic: bool = bool(self.cfg.method_kwargs.lipschitz_diagnostic)
+        guard = self.cfg.method_kwargs.get("beta_guard")
+        self.beta_guard: float | None = None if guard is None else float(guard)
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -49,15 +53,18 @@ class CSimCLR(CEBMixin, SimCLR):
         out = BaseMethod.training_step(self, batch, batch_idx)
         r1, r2 = out["z"]
         beta = self.current_beta()
-        ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta)
+        ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta,
+                            beta_guard=self.beta_guard)
         with torch.no_grad():
             h1, h2 = F.normalize(r1.float(), dim=-1), F.normalize(r2.float(), dim=-1)
             z_std = torch.stack([h1, h2]).std(dim=1).mean()
             extra: dict[str, Any] = {"contrastive": ceb.contrastive, "i_yz": ceb.i_yz}
+            if self.beta_guard is not None:
+                extra["align_ratio"] = ceb.align_ratio
             if self.lipschitz_diagnostic:
                 kl = vmf_kl(h1.shape[-1], self.kappa_e, self.kappa_b, (h1 * h2).sum(-1))
                 x1, x2 = batch[1][0], batch[1][1]
                 extra["lipschitz_lower_bound"] = lipschitz_lower_bound(
                     kl, x1, x2, h1.shape[-1], self.kappa_e, self.kappa_b)
-        self._log_ceb(ceb.loss, ceb.residual, beta, z_std, "c_simclr", **extra)
+        self._log_ceb(ceb.loss, ceb.residual, ceb.beta, z_std, "c_simclr", **extra)
         return ceb.loss + out["loss"]

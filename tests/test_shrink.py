@@ -1,0 +1,141 @@
+"""C-SimCLR's shrink threshold, the beta guard and the spread of a batch (issue #15)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cvr_solo.ceb import (
+    c_simclr_loss,
+    held_back_beta,
+    mean_resultant_length,
+    pair_distances,
+    shrink_threshold,
+)
+from cvr_solo.representation import normalised_std, spread
+
+
+def _unit(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    h1 = F.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1)
+    h2 = F.normalize(h1 + 0.6 * torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1)
+    return h1, h2
+
+
+def test_pair_distances_match_brute_force():
+    h1, h2 = _unit(9, 5, seed=0)
+    a, d = pair_distances(h1, h2)
+    assert a.item() == pytest.approx((h1 - h2).square().sum(-1).mean().item(), rel=1e-12)
+    brute = [torch.pdist(h).square().mean() for h in (h1, h2)]  # over i < j = over i != j
+    assert d.item() == pytest.approx(sum(b.item() for b in brute) / 2, rel=1e-12)
+
+
+def test_spread_reports_std_distances_and_their_ratio():
+    h1, h2 = _unit(16, 8, seed=1)
+    s = spread(3 * h1, 0.5 * h2)  # norms do not matter
+    a, d = pair_distances(h1, h2)
+    assert s.positive.item() == pytest.approx(a.item(), rel=1e-6)
+    assert s.negative.item() == pytest.approx(d.item(), rel=1e-6)
+    assert s.ratio.item() == pytest.approx(a.item() / d.item(), rel=1e-6)
+    assert s.z_std.item() == pytest.approx(normalised_std(torch.cat([h1, h2])), rel=1e-5)
+    collapsed = spread(torch.ones(8, 4), torch.ones(8, 4))
+    assert collapsed.z_std.item() == 0 and collapsed.negative.item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="one shape"):
+        spread(torch.ones(8, 4), torch.ones(7, 4))
+
+
+def test_shrink_threshold_at_the_published_settings():
+    # A_256(1024) = 0.88316 (the design notes' reference value)
+    assert shrink_threshold(256, 1024.0, 1.0) == pytest.approx(1 / 1.88316, rel=1e-5)
+    assert shrink_threshold(256, 1024.0, 0.0) == 1.0
+    assert shrink_threshold(256, 1024.0, 0.5) > shrink_threshold(256, 1024.0, 1.0)
+    with pytest.raises(ValueError, match="beta"):
+        shrink_threshold(256, 1024.0, -1.0)
+
+
+def _cap(n: int, d: int, eps: float, delta: float, seed: int) -> tuple[torch.Tensor, ...]:
+    """n pairs concentrated around e1 at angular radius ~eps; positives displaced by delta
+    (A/D about delta² / (2 + delta²))."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(n, d, generator=g, dtype=torch.float64)
+    v = torch.randn(n, d, generator=g, dtype=torch.float64)
+    u[:, 0] = v[:, 0] = 0
+    e1 = torch.zeros(d, dtype=torch.float64)
+    e1[0] = 1
+    return e1 + eps * u, e1 + eps * (u + delta * v)
+
+
+@pytest.mark.parametrize(("delta", "shrinks"), [(2.2, True), (0.9, False)])
+def test_shrinking_lowers_the_loss_exactly_when_the_ratio_is_above_the_threshold(delta, shrinks):
+    """The reading behind the guard, checked on the loss itself: scale every distance of a
+    concentrated batch by 1/2; the loss falls iff A/D > 1/(1 + beta A_d). Without sampling
+    z = mu_e, so A_d is 1 here (threshold 1/2 at beta 1)."""
+    beta, kb = 1.0, 10.0
+    r1, r2 = _cap(64, 32, eps=0.02, delta=delta, seed=3)
+    a, d = pair_distances(F.normalize(r1, dim=-1), F.normalize(r2, dim=-1))
+    ratio = (a / d).item()
+    assert (ratio > 1 / (1 + beta)) is shrinks  # the cases sit on either side
+    e1 = torch.zeros_like(r1[0])
+    e1[0] = 1
+    half1, half2 = e1 + (r1 - e1) / 2, e1 + (r2 - e1) / 2
+
+    def loss(x, y):
+        return c_simclr_loss(x, y, kappa_e=1e5, kappa_b=kb, beta=beta, sample=False).loss
+
+    assert (loss(half1, half2) < loss(r1, r2)).item() is shrinks
+    # and SimCLR (beta 0) never gains from shrinking here
+    simclr = [c_simclr_loss(x, y, kappa_b=kb, beta=0.0, sample=False).loss
+              for x, y in ((half1, half2), (r1, r2))]
+    assert simclr[0] > simclr[1]
+
+
+def test_held_back_beta_keeps_the_batch_below_the_threshold():
+    r1, r2 = _cap(64, 256, eps=0.05, delta=2.2, seed=4)
+    h1, h2 = F.normalize(r1, dim=-1), F.normalize(r2, dim=-1)
+    a_d = mean_resultant_length(256, 1024.0)
+    for guard in (0.25, 0.5, 1.0):
+        beta, ratio = held_back_beta(1.0, h1, h2, 1024.0, guard)
+        rho = ratio.item()
+        assert rho > shrink_threshold(256, 1024.0, 1.0)  # beta 1 would shrink this batch
+        assert 0 <= beta.item() < 1.0
+        # (1 + beta_eff A_d) rho = rho + guard (1 - rho): SimCLR's margin, times 1 - guard
+        assert (1 + beta.item() * a_d) * rho == pytest.approx(rho + guard * (1 - rho), rel=1e-9)
+    aligned = held_back_beta(0.7, h1, h1, 1024.0, 0.5)
+    assert aligned[0].item() == pytest.approx(0.7) and aligned[1].item() == 0
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="guard"):
+            held_back_beta(1.0, h1, h2, 1024.0, bad)
+
+
+def test_c_simclr_loss_with_the_guard_is_the_loss_at_the_held_back_beta():
+    r1, r2 = _cap(32, 64, eps=0.05, delta=2.2, seed=5)
+    a = r1.clone().requires_grad_()
+    b = r2.clone().requires_grad_()
+    out = c_simclr_loss(a, b, kappa_e=1024.0, kappa_b=5.0, beta=1.0, sample=False,
+                        beta_guard=0.5)
+    out.loss.backward()
+    used = out.beta.item()
+    assert 0 < used < 1
+    a2, b2 = r1.clone().requires_grad_(), r2.clone().requires_grad_()
+    ref = c_simclr_loss(a2, b2, kappa_e=1024.0, kappa_b=5.0, beta=used, sample=False)
+    ref.loss.backward()
+    assert out.loss.item() == pytest.approx(ref.loss.item(), rel=1e-12)
+    assert torch.allclose(a.grad, a2.grad, rtol=1e-10, atol=1e-14)  # no gradient via beta
+    assert torch.allclose(b.grad, b2.grad, rtol=1e-10, atol=1e-14)
+    expected = pair_distances(F.normalize(r1, dim=-1), F.normalize(r2, dim=-1))
+    assert out.align_ratio.item() == pytest.approx((expected[0] / expected[1]).item())
+    off = c_simclr_loss(r1, r2, kappa_e=1024.0, kappa_b=5.0, beta=1.0, sample=False)
+    assert off.beta == 1.0 and off.align_ratio is None
+    with pytest.raises(ValueError, match="beta_guard"):
+        c_simclr_loss(r1, r2, beta_guard=2.0)
+
+
+def test_guard_leaves_beta_zero_exactly_simclr():
+    r1, r2 = _unit(12, 16, seed=6)
+    guarded = c_simclr_loss(r1, r2, kappa_b=5.0, beta=0.0, sample=False, beta_guard=0.5)
+    plain = c_simclr_loss(r1, r2, kappa_b=5.0, beta=0.0, sample=False)
+    assert guarded.loss.item() == plain.loss.item()
+    assert math.isfinite(guarded.align_ratio.item())
