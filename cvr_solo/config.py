@@ -41,7 +41,7 @@ class ConfigError(ValueError):
 #: terms. The release's absolute scale is w = 2, beta = 1 (w = 5 for 300 epochs).
 CEB_DEFAULTS: dict[str, dict[str, Any]] = {
     "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
-                 "beta_warmup_epochs": 0, "lipschitz_diagnostic": True},
+                 "beta_warmup_epochs": 0, "beta_guard": None, "lipschitz_diagnostic": True},
     "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "beta_schedule": "constant",
                "beta_warmup_epochs": 0, "w": 1.0, "b_view": "same", "b_hidden_dim": 4096},
 }
@@ -141,6 +141,9 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
                           "beta_schedule='warmup', got 0")
     if method == "c_simclr":
         out["temperature"] = 1.0 / out["kappa_b"]
+        if out["beta_guard"] is not None:
+            out["beta_guard"] = _number("method_kwargs.beta_guard", out["beta_guard"], low=0,
+                                        inclusive=False, high=1)
         if not isinstance(out["lipschitz_diagnostic"], bool):
             raise ConfigError("method_kwargs.lipschitz_diagnostic must be true or false, got "
                               f"{out['lipschitz_diagnostic']!r}")
@@ -240,6 +243,20 @@ def validate_pretrain_cfg(cfg: Any) -> None:
         for key in ("momentum.base_tau", "momentum.final_tau"):
             _number(key, _get(cfg, key, 0.99), low=0, high=1)
     _check_diagnostics(cfg)
+    _check_collapse_warning(cfg)
+
+
+def _check_collapse_warning(cfg: Any) -> None:
+    """The optional ``collapse_warning`` block (cvr_solo.launch.collapse): enabled (default
+    true), patience (logged steps, default 3), threshold (std of z/|z|; null: 0.05/sqrt(d))."""
+    enabled = _get(cfg, "collapse_warning.enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"collapse_warning.enabled must be true or false, got {enabled!r}")
+    _number("collapse_warning.patience", _get(cfg, "collapse_warning.patience", 3), low=1,
+            integer=True)
+    threshold = _get(cfg, "collapse_warning.threshold", None)
+    if threshold is not None:
+        _number("collapse_warning.threshold", threshold, low=0, inclusive=False)
 
 
 def _check_diagnostics(cfg: Any) -> None:

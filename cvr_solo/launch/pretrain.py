@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
 from cvr_solo.datacheck import check_data
+from cvr_solo.launch.collapse import CollapseMonitor
 from cvr_solo.launch.common import (
     classification_loaders,
     dali_module,
@@ -106,6 +107,10 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     diag = diagnostics_callback(cfg)
     callbacks = [*extra_callbacks, *([diag] if diag is not None else [])]
+    warn = cfg.get("collapse_warning") or {}
+    if warn.get("enabled", True):
+        callbacks.append(CollapseMonitor(patience=int(warn.get("patience", 3)),
+                                         threshold=warn.get("threshold")))
     return fit(cfg, model, data, run_dir, callbacks, command="pretrain")
 
 

@@ -104,4 +104,8 @@ def run_summary(command: str, trainer: pl.Trainer, run_dir: str | Path | None,
     if acc is not None:
         what = "online linear val acc@1" if command == "pretrain" else "linear probe val acc@1"
         lines.append(f"  {what}: {acc:.2f} %")
+    for cb in getattr(trainer, "callbacks", ()):
+        warning = getattr(cb, "message", None)
+        if isinstance(warning, str) and warning:
+            lines.append(f"  warning: {warning}")
     return "\n".join(lines)
