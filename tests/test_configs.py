@@ -60,7 +60,7 @@ def test_pretrain_config_composes_and_validates(dataset, method):
 #: What every shipped C-config must hold, written out (Lee et al. 2021 and the release): not
 #: read from the code's defaults, so a changed default cannot pass unnoticed.
 SHIPPED = {
-    "c_simclr": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant"},
+    "c_simclr": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant", "beta_guard": 0.5},
     "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "w": 1.0, "b_view": "same",
                "b_hidden_dim": 4096, "beta_schedule": "constant"},
 }
@@ -69,6 +69,8 @@ SHIPPED = {
 def test_code_defaults_of_c_byol_are_the_release_pairing_at_solo_learns_loss_scale():
     assert CEB_DEFAULTS["c_byol"] | SHIPPED["c_byol"] == CEB_DEFAULTS["c_byol"]
     assert CEB_DEFAULTS["c_simclr"]["kappa_b"] == 10.0  # the paper's kappa_b (tau = 0.1)
+    # the study's fix (docs/c-simclr-stability.md) is the code's default too
+    assert CEB_DEFAULTS["c_simclr"] | SHIPPED["c_simclr"] == CEB_DEFAULTS["c_simclr"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -244,3 +246,35 @@ def test_compose_and_validate_names_the_misspelt_key():
     lin = compose_and_validate(shipped_config_dir("linear", "fashion-mnist"), "linear",
                                ["pretrained_feature_extractor=x.ckpt"], kind="linear")
     assert lin.pretrained_feature_extractor == "x.ckpt"
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    ("method_kwargs.beta_guard", 0, r"method_kwargs.beta_guard must be a number > 0 and <= 1, "
+                                    r"got 0"),
+    ("method_kwargs.beta_guard", 1.5, r"method_kwargs.beta_guard must be a number > 0 and <= 1,"
+                                      r" got 1.5"),
+    ("method_kwargs.beta_guard", "on", r"method_kwargs.beta_guard must be a number, got 'on'"),
+    ("collapse_warning.enabled", "yes", r"collapse_warning.enabled must be true or false, got "
+                                        r"'yes'"),
+    ("collapse_warning.patience", 0, r"collapse_warning.patience must be an integer >= 1, "
+                                     r"got 0"),
+    ("collapse_warning.threshold", -0.1, r"collapse_warning.threshold must be a number > 0, "
+                                         r"got -0.1"),
+])
+def test_c_simclr_guard_and_collapse_warning_bad_values(path, value, match):
+    cfg = _fm("c_simclr")
+    section, leaf = path.split(".")
+    cfg[section][leaf] = value
+    with pytest.raises(ConfigError, match=match):
+        validate_pretrain_cfg(cfg)
+
+
+def test_c_simclr_guard_off_is_the_release():
+    cfg = _fm("c_simclr")
+    cfg["method_kwargs"]["beta_guard"] = None
+    validate_pretrain_cfg(cfg)
+    assert ceb_method_kwargs("c_simclr", cfg["method_kwargs"])["beta_guard"] is None
+    assert ceb_method_kwargs("c_simclr", {"proj_hidden_dim": 8, "proj_output_dim": 4,
+                                          "beta_guard": 1})["beta_guard"] == 1.0
+    assert _fm("simclr")["collapse_warning"] == {"enabled": True, "patience": 3,
+                                                  "threshold": None}

@@ -161,7 +161,9 @@ def c_simclr_loss(
     (:func:`cvr_solo.ceb.held_back_beta`), which keeps the loss from rewarding a uniform
     shrinking of all projections, the collapse C-SimCLR otherwise falls into when the two
     views of an image are not yet much closer than two images (A/D above
-    :func:`cvr_solo.ceb.shrink_threshold`). It carries no gradient.
+    :func:`cvr_solo.ceb.shrink_threshold`). It carries no gradient. The loss's default is the
+    release's objective (off); the solo-learn method runs with 0.5
+    (:data:`cvr_solo.config.CEB_DEFAULTS`, docs/c-simclr-stability.md).
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)

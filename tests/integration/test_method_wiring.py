@@ -175,14 +175,18 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     assert torch.allclose(seen["r2"].detach(), z[1], atol=1e-5)
     # the shipped fashion-mnist values: kappa_b = 1/temperature (0.2), published kappa_e, beta
     assert (seen["kappa_e"], seen["kappa_b"], seen["beta"]) == (1024.0, 5.0, 1.0)
+    assert seen["beta_guard"] == 0.5  # the shipped default (docs/c-simclr-stability.md)
     out = seen["output"]
     assert float(total) == pytest.approx(float(out.loss + base["output"]["loss"]))
     assert float(logged["train_c_simclr_loss"]) == pytest.approx(float(out.loss))
     assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
     assert float(logged["train_contrastive"]) == pytest.approx(float(out.contrastive))
     assert float(logged["train_i_yz"]) == pytest.approx(float(out.i_yz))
-    assert (float(logged["train_kappa_e"]), float(logged["train_kappa_b"]),
-            float(logged["train_beta"])) == (1024.0, 5.0, 1.0)
+    assert (float(logged["train_kappa_e"]), float(logged["train_kappa_b"])) == (1024.0, 5.0)
+    # the beta the loss used: the guard's, at most the scheduled 1.0, and its A/D
+    assert float(logged["train_beta"]) == pytest.approx(float(out.beta))
+    assert 0 <= float(out.beta) <= 1.0
+    assert float(logged["train_align_ratio"]) == pytest.approx(float(out.align_ratio))
     assert float(logged["train_residual_above_floor"]) == pytest.approx(
         float(out.residual.mean() - model.residual_floor))
     expected = torch.nn.functional.normalize(z, dim=-1).std(dim=1).mean()
