@@ -80,14 +80,17 @@ def _row(step: int, lr: float, loss: float, z1: torch.Tensor, z2: torch.Tensor,
 def _writer(args: argparse.Namespace, kind: str, cfg: Any) -> Any:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tag = "-".join([kind, args.method, f"b{args.batch_size}", *[s.replace("method_kwargs.", "")
-                                                               for s in args.set]])
+    mk = cfg.method_kwargs
+    guard = [f"guard{mk.get('beta_guard')}"] if args.method == "c_simclr" else []
+    tag = "-".join([kind, args.method, f"b{args.batch_size}", *guard,
+                    *[s.replace("method_kwargs.", "").lstrip("+") for s in args.set
+                      if "beta_guard" not in s]])
     path = out / f"{tag.replace('/', '_')}.jsonl"
     f = path.open("w")
-    mk = cfg.method_kwargs
     head = {"kind": kind, "method": args.method, "batch_size": args.batch_size,
             "overrides": args.set, "beta": mk.get("beta", 0.0),
             "beta_schedule": mk.get("beta_schedule", "constant"),
+            "beta_guard": mk.get("beta_guard"),
             "kappa_e": mk.get("kappa_e"), "temperature": _temperature(cfg), "seed": args.seed,
             "command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     f.write(json.dumps({"header": head}) + "\n")
@@ -229,8 +232,10 @@ def table(paths: list[str]) -> str:
         ratio = [r["A_over_D"] for r in rows]
         last = rows[-1]
         collapsed = last["z_std"] < 0.005 and last["contrastive_gap"] > -0.05
-        name = f"{head['kind']} {head['method']} b{head['batch_size']} " + " ".join(
-            head["overrides"])
+        guard = (f" guard {head.get('beta_guard')}" if head["method"] == "c_simclr" else "")
+        name = f"{head['kind']} {head['method']} b{head['batch_size']}{guard} " + " ".join(
+            o.replace("method_kwargs.", "") for o in head["overrides"]
+            if "beta_guard" not in o)
         lines.append(f"| {name.strip()} | {last['step']} | {last['lr']:.4f} | {std[0]:.4f} / "
                      f"{min(std):.4f} / {std[-1]:.4f} | {ratio[0]:.2f} / {max(ratio):.2f} / "
                      f"{ratio[-1]:.2f} | {last['contrastive_gap']:+.3f} | "
