@@ -134,8 +134,9 @@ def run_full(args: argparse.Namespace) -> None:
     pretrain.run(cfg, extra_callbacks=[Record()])
 
 
-def _features(model: Any, cfg: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Backbone features (bf16 autocast, BN on batch statistics) of two augmented views."""
+def _features(model: Any, cfg: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Backbone features (bf16 autocast, BN on batch statistics) of two augmented views of n
+    training images, and the size of the training set."""
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
         NCropAugmentation,
@@ -158,7 +159,7 @@ def _features(model: Any, cfg: Any, n: int, seed: int) -> tuple[torch.Tensor, to
             f1.append(model.backbone(views[0]).float())
             f2.append(model.backbone(views[1]).float())
             print(f"study: features {sum(len(x) for x in f1)}/{n}", flush=True)
-    return torch.cat(f1), torch.cat(f2)
+    return torch.cat(f1), torch.cat(f2), len(ds)
 
 
 def run_probe(args: argparse.Namespace) -> None:
@@ -176,11 +177,11 @@ def run_probe(args: argparse.Namespace) -> None:
     f = _writer(args, "probe", cfg)
     cache = Path(args.out) / f"features-b{args.images}-s{args.seed}.pt"
     if cache.is_file():
-        x1, x2 = torch.load(cache)
+        x1, x2, n_train = torch.load(cache)
     else:
-        x1, x2 = _features(model, cfg, args.images, args.seed)
-        torch.save((x1, x2), cache)
-    per_epoch = 60000 // args.batch_size  # the full run's steps per epoch (drop_last)
+        x1, x2, n_train = _features(model, cfg, args.images, args.seed)
+        torch.save((x1, x2, n_train), cache)
+    per_epoch = n_train // args.batch_size  # the full run's steps per epoch (drop_last)
     total, warmup = per_epoch * int(cfg.max_epochs), per_epoch * cfg.scheduler.warmup_epochs
     groups = remove_bias_and_norm_from_weight_decay(
         [{"name": "projector", "params": model.projector.parameters()}])

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,3 +29,34 @@ def test_bench_step_times_each_pair_and_prints_the_ratio():
     ratio = [line for line in out.splitlines() if line.startswith("| 4 | c_byol/byol |")]
     assert len(ratio) == 1 and float(ratio[0].split("|")[3]) > 0, out
     assert "c_byol/byol = " in out  # the FLOP ratio
+
+
+def test_study_c_simclr_keeps_the_real_lr_schedule_and_tables_its_runs(fm_data, tmp_path):
+    """full stops after --steps without squeezing the warm-up (the lr stays far below its
+    peak); probe runs the projector alone; table reads both."""
+    import json
+
+    out = tmp_path / "study"
+    common = ["--batch-size", "8", "--workers", "0", "--data", str(fm_data), "--out", str(out)]
+    _run("benchmarks/study_c_simclr.py", "full", "--method", "c_simclr", "--steps", "2",
+         "--log-every", "1", *common)
+    _run("benchmarks/study_c_simclr.py", "probe", "--method", "c_simclr", "--steps", "3",
+         "--every", "1", "--images", "16", *common)
+    files = sorted(out.glob("*.jsonl"))
+    assert [f.name for f in files] == ["full-c_simclr-b8-guard0.5.jsonl",
+                                       "probe-c_simclr-b8-guard0.5.jsonl"]
+    full = [json.loads(x) for x in files[0].read_text().splitlines()]
+    assert full[0]["header"]["beta_guard"] == 0.5
+    rows = full[1:]
+    assert [r["step"] for r in rows] == [1, 2]
+    peak = 0.4 * 8 / 256  # the shipped lr, scaled by solo-learn to batch 8
+    # 100 images / batch 8 = 12 steps an epoch, 120 warm-up steps: step 2 is near the start
+    assert rows[0]["lr"] < rows[1]["lr"] < peak / 20
+    for r in rows:
+        assert 0 < r["z_std"] < 1 and r["A"] >= 0 and r["D"] > 0 and 0 <= r["beta"] <= 1
+        assert r["A_over_D"] == pytest.approx(r["A"] / r["D"], rel=1e-4)
+    probe = [json.loads(x) for x in files[1].read_text().splitlines()][1:]
+    assert [r["step"] for r in probe] == [0, 1, 2] and probe[0]["lr"] < probe[2]["lr"] < peak
+    table = _run("benchmarks/study_c_simclr.py", "table", *map(str, files))
+    assert "| full c_simclr b8 guard 0.5 | 2 |" in table
+    assert "| probe c_simclr b8 guard 0.5 | 2 |" in table
