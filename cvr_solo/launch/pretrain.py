@@ -18,15 +18,15 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
-from cvr_solo.datacheck import check_data
+from cvr_solo.datacheck import check_data, check_images_on_read
 from cvr_solo.launch.common import (
-    classification_loaders,
     dali_module,
     fit,
     hydra_entry,
     switch_off_unbuildable_knn,
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
+from cvr_solo.launch.loaders import classification_loaders
 from cvr_solo.registry import register
 
 
@@ -68,6 +68,7 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
                                 train_data_path=cfg.data.train_path,
                                 data_format=cfg.data.format, no_labels=cfg.data.no_labels,
                                 data_fraction=cfg.data.fraction)
+    check_images_on_read(train_ds, "data.train_path")
     train_loader = prepare_dataloader(train_ds, batch_size=cfg.optimizer.batch_size,
                                       num_workers=cfg.data.num_workers)
     return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
