@@ -263,7 +263,8 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
 def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],
                   reference: dict[str, Any] | None = None) -> None:
     """results.csv, report.md and the PNG plots for ``results`` (see bench/report.py)."""
-    from cvr_solo.bench.report import plot, write_csv, write_markdown
+    from cvr_solo.bench.plots import plot
+    from cvr_solo.bench.report import write_csv, write_markdown
 
     write_csv(results, out / "results.csv")
     figs = plot(results, out, reference or {})
