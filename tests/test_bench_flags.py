@@ -80,7 +80,8 @@ def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
     from cvr_solo.bench import stages
 
     spec = SimpleNamespace(run_dir=tmp_path, config="c.yaml", overrides={}, label="x", seed=5)
-    ctx = SimpleNamespace(budget=SimpleNamespace(pretrain_epochs=1), config_dir=tmp_path)
+    ctx = SimpleNamespace(budget=SimpleNamespace(pretrain_epochs=1), config_dir=tmp_path,
+                          status=None)
 
     def finish(*_args):
         (tmp_path / "pretrain").mkdir(exist_ok=True)
@@ -92,3 +93,35 @@ def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
     stages.PretrainStage(ctx, spec).run()
     secs = json.loads((tmp_path / "pretrain_seconds.json").read_text())
     assert secs["attempts"] == 2 and 30.0 <= secs["wall"] < 35 and 20.0 <= secs["cpu"] < 25
+
+
+def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
+    """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
+    import sys
+
+    from cvr_solo.bench import stages
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho \"3 10\" > \"$CVR_SOLO_PROGRESS_FILE\"\nsleep 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    seen: list[str] = []
+    stages.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
+    assert seen and seen[-1] == "step 3/10"
+
+
+def test_step_file_writes_the_step_and_the_total(tmp_path):
+    from types import SimpleNamespace
+
+    from cvr_solo.launch.progress import StepFile, read_step_file
+
+    trainer = SimpleNamespace(is_global_zero=True, estimated_stepping_batches=40,
+                              global_step=7)
+    cb = StepFile(tmp_path / "s", every=3600)
+    assert read_step_file(tmp_path / "s") is None
+    cb.on_train_batch_end(trainer)
+    trainer.global_step = 8
+    cb.on_train_batch_end(trainer)  # within `every`: not written again
+    assert read_step_file(tmp_path / "s") == (7, 40)
+    cb.on_train_end(trainer, None)
+    assert read_step_file(tmp_path / "s") == (8, 40)

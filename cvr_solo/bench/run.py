@@ -222,7 +222,10 @@ def _bench(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{name}: done, skipped")
         for stage in stages:
             if not stage.done():
-                bar.set_postfix_str(f"{name}: {type(stage).__name__[:-5].lower()}")
+                what = f"{name}: {type(stage).__name__[:-5].lower()}"
+                bar.set_postfix_str(what)
+                ctx.status = None if args.no_progress else (
+                    lambda text, what=what: bar.set_postfix_str(f"{what}, {text}"))
                 stage.run()
         results.append(stages[-1].result())
         if not reference:

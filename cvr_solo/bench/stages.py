@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class Context:
     data: Path
     config_dir: Path
     progress: bool = True
+    #: shows a running stage's progress (the bench's console bar), if set
+    status: Callable[[str], None] | None = None
     _train: dict[Path, Any] = field(default_factory=dict)
     _val: Any = None
     _corruption_idx: Any = None
@@ -113,19 +116,36 @@ class SubsetStage:
 
 
 def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
-            log: Path) -> None:
-    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``.
+            log: Path, status: Callable[[str], None] | None = None) -> None:
+    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; with
+    ``status``, the child's training step is passed to it as "step s/total" every 2 s
+    (through the child's :class:`~cvr_solo.launch.progress.StepFile`).
 
     Raises:
         RuntimeError: with the log's last lines, if it fails.
     """
+    from cvr_solo.launch.progress import PROGRESS_FILE_ENV, read_step_file
+
     cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
            "--config-name", config_name, *overrides]
+    steps = log.with_name(log.stem + ".step")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", PROGRESS_FILE_ENV: str(steps)}
     with log.open("a") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        while True:
+            try:
+                proc.wait(timeout=2.0)
+                break
+            except subprocess.TimeoutExpired:
+                seen = read_step_file(steps) if status is not None else None
+                if seen is not None:
+                    status(f"step {seen[0]}/{seen[1] or '?'}")
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-25:]
         raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
@@ -165,7 +185,8 @@ class PretrainStage:
         log.write_text(json.dumps(attempts))
         try:
             run_cli("pretrain", self.ctx.config_dir, self.spec.config,
-                    hydra_args(self.spec.overrides), self.spec.run_dir / "pretrain.log")
+                    hydra_args(self.spec.overrides), self.spec.run_dir / "pretrain.log",
+                    self.ctx.status)
         finally:
             attempts[-1].update(wall=time.time() - t0, cpu=_children_cpu() - cpu0)
             log.write_text(json.dumps(attempts))

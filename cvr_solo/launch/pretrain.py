@@ -27,6 +27,7 @@ from cvr_solo.launch.common import (
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.launch.loaders import classification_loaders
+from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.registry import register
 
 
@@ -106,7 +107,8 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     diag = diagnostics_callback(cfg)
-    callbacks = [*extra_callbacks, *([diag] if diag is not None else [])]
+    callbacks = [*extra_callbacks, *([diag] if diag is not None else []),
+                 *step_file_from_env()]
     return fit(cfg, model, data, run_dir, callbacks, command="pretrain")
 
 
