@@ -1,5 +1,6 @@
 """solo-learn's own, unmodified main_linear.py on checkpoints of the shipped Fashion-MNIST
-configs (small-image stem) with the shipped linear config, which does not name the stem."""
+configs (small-image stem) with the shipped linear config, which does not name the stem; and
+the model loading of its main_knn.py / main_umap.py (the scripts move data to CUDA)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,17 @@ def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path,
     # the probe's frozen backbone holds the pretrained weights, stem included
     for key in ("conv1.weight", "layer4.1.conv2.weight"):
         assert torch.equal(state[f"backbone.{key}"], trained[f"backbone.{key}"]), key
+    # main_knn.py / main_umap.py: METHODS[method].load_from_checkpoint(ckpt, strict=False,
+    # cfg=args.json) in a fresh process
+    load = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c",
+         "import json, sys, torch; from omegaconf import OmegaConf; "
+         "from solo.methods import METHODS; a = json.load(open(sys.argv[2])); "
+         "m = METHODS[a['method']].load_from_checkpoint(sys.argv[1], strict=False, "
+         "cfg=OmegaConf.create(a)); "
+         "w = torch.load(sys.argv[1], weights_only=False)['state_dict']; "
+         "print(type(m).__name__, torch.equal(m.backbone.conv1.weight, "
+         "w['backbone.conv1.weight']))", str(ckpt), str(ckpt.parent / "args.json")],
+        capture_output=True, text=True, timeout=300)
+    name = {"c_byol": "CBYOL", "c_simclr": "CSimCLR"}[method]
+    assert load.stdout.strip().splitlines()[-1] == f"{name} True", load.stderr[-2000:]
