@@ -84,3 +84,20 @@ def test_a_bad_input_gets_one_line_naming_it(tmp_path, fm_data, case):
         assert str(tmp_path / "data" / "train") in errors[0]
     else:  # found at start-up: nothing written
         assert not out.exists()
+
+
+def test_linear_takes_an_unset_pretrain_method_from_the_checkpoints_args(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from cvr_solo.launch.linear import check_pretrain_method
+
+    ckpt = _checkpoint(tmp_path / "pre", "c_simclr")
+    cfg = OmegaConf.create({"pretrained_feature_extractor": str(ckpt), "pretrain_method": None})
+    check_pretrain_method(cfg)
+    assert cfg.pretrain_method == "c_simclr"
+    assert capsys.readouterr().err.strip() == (
+        f"cvr-solo linear: pretrain_method=c_simclr (from {ckpt.parent / 'args.json'})")
+    (ckpt.parent / "args.json").unlink()  # nothing to compare with: left as given
+    cfg.pretrain_method = "byol"
+    check_pretrain_method(cfg)
+    assert cfg.pretrain_method == "byol"
