@@ -3,11 +3,45 @@ NeurIPS 2021) for solo-learn.
 
 The CEB core (``cvr_solo.ceb``) is plain torch; the solo-learn methods live in
 ``cvr_solo.methods`` and need solo-learn installed from GitHub (see README).
+
+The package's names are imported on first use (PEP 562), so that ``cvr-solo --help`` and
+``--version`` do not pay torch's import (several seconds).
 """
 
-from cvr_solo.ceb import *  # noqa: F403
-from cvr_solo.ceb import __all__ as _ceb_all
-from cvr_solo.registry import register
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [*_ceb_all, "__version__", "register"]
+
+#: ``cvr_solo.ceb.__all__``, spelt out so that ``import cvr_solo`` imports no torch (a unit
+#: test keeps the two equal).
+_CEB_NAMES = (
+    "BETA_SCHEDULES", "B_VIEWS", "FAILURE_BOUND", "CBYOLLossOutput", "CSimCLRLossOutput",
+    "VonMisesFisher", "beta_at", "c_byol_loss", "c_simclr_loss", "embedding_distance_from_kl",
+    "lipschitz_lower_bound", "log_bessel_iv", "log_normalizer", "mean_resultant_length",
+    "residual_floor", "residual_information", "sampler_failures", "vmf_kl", "vmf_rsample",
+    "wood_acceptance", "wood_plan",
+)
+__all__ = [*_CEB_NAMES, "__version__", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CEB_NAMES:
+        value = getattr(importlib.import_module("cvr_solo.ceb"), name)
+    elif name == "register":
+        value = importlib.import_module("cvr_solo.registry").register
+    else:  # a sub-module, e.g. cvr_solo.ceb after a plain ``import cvr_solo``
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

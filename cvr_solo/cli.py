@@ -65,7 +65,7 @@ _MAIN_OVERRIDES = {
         ("data.train_path=DIR data.val_path=DIR", "image folders (one sub-folder per class)"),
         ("max_epochs=N optimizer.batch_size=N", "run length and batch"),
         ("method_kwargs.beta=0.5 method_kwargs.kappa_e=16384", "CEB settings (C-variants)"),
-        ("accelerator=cpu devices=\"1\" data.num_workers=N", "where it runs"),
+        ("accelerator=cpu devices=1 data.num_workers=N", "where it runs"),
         ("checkpoint.dir=DIR", "where run folders go (default trained_models)"),
         ("auto_resume.enabled=False", "start afresh instead of resuming a matching run"),
         ("data.format=dali precision=16-mixed", "on a GPU"),
@@ -133,6 +133,14 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
 
             argv = ["--config-path", str(shipped_config_dir(command, DEFAULT_CONFIG_DATASET)),
                     *argv]
+        from cvr_solo.config import ConfigError
+        from cvr_solo.hydra_args import check_hydra_args
+
+        try:
+            check_hydra_args(_absolute_config_path(argv))
+        except ConfigError as err:
+            print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
+            return 2
         if command == "pretrain":
             from cvr_solo.launch.pretrain import main as hydra_main
         else:

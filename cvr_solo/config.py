@@ -174,9 +174,12 @@ def _check_common(cfg: Any) -> None:
     accel, devices = _get(cfg, "accelerator", "auto"), _get(cfg, "devices", "auto")
     if accel == "cpu" and not (isinstance(devices, str) and devices.isdigit()
                                and int(devices) >= 1):
-        raise ConfigError(f"devices must be a number given as a string (e.g. \"1\") with "
-                          f"accelerator=cpu, got {devices!r}: Lightning's CPU accelerator "
-                          "rejects device lists and solo-learn scales the lr by len(devices)")
+        raise ConfigError(f"devices must be a number (e.g. 1) with accelerator=cpu, got "
+                          f"{devices!r}: Lightning's CPU accelerator rejects device lists")
+    from cvr_solo.config_trainer import check_checkpoint_dir, check_precision
+
+    check_precision(_get(cfg, "precision", None))
+    check_checkpoint_dir(_get(cfg, "checkpoint.dir", None))
 
 
 #: solo-learn gives ResNets the small-image stem by itself for these data sets only.
@@ -230,7 +233,12 @@ def check_two_crops(method: str, augmentations: Any) -> None:
 
 
 def validate_pretrain_cfg(cfg: Any) -> None:
-    """Checks a composed pretrain config (DictConfig or dict) before solo-learn sees it."""
+    """Checks a composed pretrain config (DictConfig or dict) before solo-learn sees it;
+    an integer ``devices`` is put in solo-learn's form
+    (:func:`cvr_solo.config_trainer.normalize_devices`)."""
+    from cvr_solo.config_trainer import normalize_devices
+
+    normalize_devices(cfg)
     method = _get(cfg, "method")
     if not isinstance(method, str) or not method:
         raise ConfigError(f"method must be a method name, got {method!r}")
@@ -273,7 +281,11 @@ def _check_diagnostics(cfg: Any) -> None:
 
 
 def validate_linear_cfg(cfg: Any) -> None:
-    """Checks a composed linear-evaluation config before solo-learn sees it."""
+    """Checks a composed linear-evaluation config before solo-learn sees it; an integer
+    ``devices`` is put in solo-learn's form (:func:`cvr_solo.config_trainer.normalize_devices`)."""
+    from cvr_solo.config_trainer import normalize_devices
+
+    normalize_devices(cfg)
     _check_common(cfg)
     check_backbone(cfg)
     _get(cfg, "data.val_path")

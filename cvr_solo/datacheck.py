@@ -9,7 +9,8 @@ validation images and fails much later (``IndexError: Target 2 is out of bounds`
 checks name the key and the folder instead:
 
 - every sub-folder of ``data.train_path`` / ``data.val_path`` holds images (no sub-folders
-  of class folders, no empty class);
+  of class folders, no empty class), and there are at least 2 classes (the online and the
+  offline linear classifier would report 100 % on one);
 - train and val have the same class folders;
 - a ``data.num_classes`` given in the config equals what solo-learn would use;
 - ``data.num_large_crops`` / ``data.num_small_crops``, which solo-learn recounts from
@@ -25,7 +26,8 @@ from typing import Any
 
 from cvr_solo.config import ConfigError
 
-__all__ = ["FOLDER_DATASETS", "check_data", "class_folders", "image_extensions"]
+__all__ = ["FOLDER_DATASETS", "BadImageError", "check_data", "check_images_on_read",
+           "class_folders", "image_extensions"]
 
 #: data.dataset values solo-learn reads from image folders (cifar/stl use torchvision's sets).
 FOLDER_DATASETS = ("custom", "imagenet", "imagenet100")
@@ -136,6 +138,11 @@ def check_data(cfg: Any, kind: str = "pretrain") -> None:
             raise ConfigError(f"data.train_path: no directory {train_path}")
         return
     train = class_folders(train_path, "data.train_path")
+    if len(train) < 2:
+        unlabeled = " (for unlabelled images set data.no_labels=True)" if kind == "pretrain" else ""
+        raise ConfigError(f"data.train_path={train_path} holds 1 class folder ({train[0]}): the "
+                          f"linear classifier needs at least 2 classes, one sub-folder each"
+                          f"{unlabeled}")
     val_path = data.get("val_path")
     if val_path is not None:
         val = class_folders(val_path, "data.val_path")
@@ -155,3 +162,45 @@ def check_data(cfg: Any, kind: str = "pretrain") -> None:
         raise ConfigError(f"data.num_classes={given} disagrees with the {len(train)} class "
                           f"folders of data.train_path={train_path}; solo-learn would silently "
                           f"use {want}: drop data.num_classes or fix the folder")
+
+
+class BadImageError(ConfigError):
+    """An image file of the data cannot be read (found when a loader reads it).
+
+    The message stays one line when the error crosses a DataLoader worker, which re-raises it
+    as ``BadImageError("Caught ... Original Traceback ...: <message>")``.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if "Original Traceback" in message and marker in message:
+            message = message.rsplit(marker, 1)[1].strip()
+        super().__init__(message)
+
+
+class _CheckedLoader:
+    """An ImageFolder loader that names the file it cannot read (picklable for workers)."""
+
+    def __init__(self, inner: Any, key: str) -> None:
+        self.inner, self.key = inner, key
+
+    def __call__(self, path: str) -> Any:
+        try:
+            return self.inner(path)
+        except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken files
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = reason.split(" <_io.")[0]  # PIL repeats the file object
+            raise BadImageError(f"{self.key}: cannot read the image {path} ({reason}); remove "
+                                "or replace the file and start the run again") from None
+
+
+def check_images_on_read(dataset: Any, key: str) -> Any:
+    """Makes an ImageFolder-style dataset (one with a ``loader``, including one wrapped in a
+    ``Subset``) raise :class:`BadImageError` naming the file and ``key`` when an image cannot
+    be read, instead of PIL's error deep in a worker. Checking 60k images at start-up would
+    cost minutes; this costs nothing until a file is bad. Returns ``dataset``."""
+    inner = getattr(dataset, "dataset", dataset)
+    loader = getattr(inner, "loader", None)
+    if callable(loader) and not isinstance(loader, _CheckedLoader):
+        inner.loader = _CheckedLoader(loader, key)
+    return dataset

@@ -12,17 +12,24 @@ copy starts identical), ``main_linear.py``, and ``load_from_checkpoint`` (the kw
 saved with the run). :func:`install` wraps solo-learn's ResNet constructors so they accept the
 key; :func:`cvr_solo.register` (run by cvr-solo's start-up hook whenever solo-learn is
 imported) calls it, so solo-learn's own unmodified scripts apply it to every method.
+
+A ResNet built through those constructors also follows the stem of the weights loaded into it
+(:func:`follow_checkpoint_stem`): solo-learn's ``main_linear.py`` builds the backbone from the
+linear config, which cannot know the checkpoint's stem, and would otherwise stop at
+``size mismatch for conv1.weight``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-__all__ = ["checkpoint_has_small_stem", "has_small_stem", "install", "use_small_stem"]
+__all__ = ["checkpoint_has_small_stem", "follow_checkpoint_stem", "has_small_stem", "install",
+           "use_imagenet_stem", "use_small_stem"]
 
 
 def use_small_stem(net: nn.Module) -> nn.Module:
@@ -56,6 +63,22 @@ def use_small_stem(net: nn.Module) -> nn.Module:
     return net
 
 
+def use_imagenet_stem(net: nn.Module) -> nn.Module:
+    """Gives a torchvision-style ResNet the ImageNet stem back, in place: conv1 a 7x7 stride-2
+    conv (padding 3, no bias) and maxpool a 3x3 stride-2 max-pool, as torchvision builds it.
+
+    Example:
+        >>> from torchvision.models import resnet18
+        >>> use_imagenet_stem(use_small_stem(resnet18())).conv1.kernel_size
+        (7, 7)
+    """
+    conv = net.conv1
+    net.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=7, stride=2,
+                          padding=3, bias=False)
+    net.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    return net
+
+
 def has_small_stem(net: nn.Module) -> bool:
     """Whether a ResNet's conv1 is the small-image one (3x3 kernel, stride 1, no max-pool).
 
@@ -85,10 +108,38 @@ def checkpoint_has_small_stem(state_dict: Mapping[str, torch.Tensor],
     return tuple(weight.shape[-2:]) == (3, 3)
 
 
+def follow_checkpoint_stem(net: nn.Module, state_dict: Mapping[str, torch.Tensor], prefix: str,
+                           *_: Any) -> None:
+    """``load_state_dict`` pre-hook of the ResNets :func:`install` builds: when the weights
+    being loaded have the other stem (read off ``<prefix>conv1.weight``), the ResNet takes that
+    stem before the tensors are copied, and one line on stderr says so.
+
+    Only the stem's shape follows: every other tensor must still fit, as before.
+
+    Example:
+        >>> from torchvision.models import resnet18
+        >>> net = resnet18()
+        >>> _ = net.register_load_state_dict_pre_hook(follow_checkpoint_stem)
+        >>> _ = net.load_state_dict(use_small_stem(resnet18()).state_dict())
+        >>> has_small_stem(net)
+        True
+    """
+    small = checkpoint_has_small_stem(state_dict, prefix=prefix)
+    if small is None or small == has_small_stem(net):
+        return
+    (use_small_stem if small else use_imagenet_stem)(net)
+    kind = ("small-image (3x3 stride-1 conv1, no max-pool)" if small
+            else "ImageNet (7x7 stride-2 conv1 + max-pool)")
+    print(f"cvr-solo: the weights loaded into the {type(net).__name__} have the {kind} stem; "
+          "the backbone follows them (backbone.kwargs.small_stem="
+          f"{str(small).lower()})", file=sys.stderr, flush=True)
+
+
 def _with_small_stem(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     def build_with_stem(method: str, *args: Any, small_stem: bool = False,
                         **kwargs: Any) -> nn.Module:
         net = build(method, *args, **kwargs)
+        net.register_load_state_dict_pre_hook(follow_checkpoint_stem)
         return use_small_stem(net) if small_stem else net
 
     build_with_stem.__wrapped__ = build  # type: ignore[attr-defined]

@@ -195,7 +195,7 @@ def test_cost_and_curves_merge_launches(tmp_path):
 
 
 def test_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones():
-    from cvr_solo.bench.stages import _median
+    from cvr_solo.bench.curves import _median
 
     assert _median([0.7, 0.5, 0.6]) == 0.6
     assert _median([0.4, 0.7, 0.5, 0.6]) == pytest.approx(0.55)

@@ -107,3 +107,21 @@ def test_help_process_prints_no_warning():
     proc = subprocess.run([sys.executable, "-m", "cvr_solo.cli", "pretrain", "--help"],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_help_and_version_import_no_torch_and_the_package_names_stay_reachable():
+    """`cvr-solo --help` / `--version` took 8-10 s when `import cvr_solo` pulled in torch."""
+    code = ("import sys; from cvr_solo import cli; cli.main(['--version']); "
+            "cli.main(['--help']); print('torch' in sys.modules); import cvr_solo; "
+            "print(cvr_solo.vmf_kl.__module__, cvr_solo.ceb.wood_plan.__name__, "
+            "cvr_solo.register.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.splitlines()
+    assert out[0].startswith("cvr-solo ") and "Commands:" in "\n".join(out)
+    assert out[-2:] == ["False", "cvr_solo.ceb.vmf wood_plan cvr_solo.registry"]
+    import cvr_solo
+    import cvr_solo.ceb
+
+    assert sorted(cvr_solo._CEB_NAMES) == sorted(cvr_solo.ceb.__all__)
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        cvr_solo.nope  # noqa: B018

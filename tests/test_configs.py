@@ -195,7 +195,8 @@ def test_c_simclr_kappa_b_is_one_over_temperature():
 def test_cpu_device_list_is_rejected_with_the_reason():
     cfg = _fm("byol")
     cfg["accelerator"], cfg["devices"] = "cpu", [0]
-    with pytest.raises(ConfigError, match=r"devices must be a number given as a string"):
+    with pytest.raises(ConfigError, match=r"devices must be a number \(e.g. 1\) with "
+                                          r"accelerator=cpu, got \[0\]"):
         validate_pretrain_cfg(cfg)
 
 

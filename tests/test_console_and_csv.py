@@ -64,19 +64,36 @@ def test_metrics_csv_column_order_new_columns_and_resume(tmp_path):
     logger.log_metrics({"train_z": 1.0, "epoch": 0, "train_a": 2.0}, step=0)
     logger.save()
     path = tmp_path / "c_byol" / "run-1" / "metrics.csv"
-    assert _read(path) == [["step", "epoch", "train_a", "train_z"], ["0", "0", "2.0", "1.0"]]
+    assert _read(path) == [["step", "epoch", "attempt", "train_a", "train_z"],
+                           ["0", "0", "1", "2.0", "1.0"]]
     logger.log_metrics({"val_acc1": 10.0, "epoch": 0}, step=4)
     logger.save()  # a new column: the header widens, the old row keeps its values
-    assert _read(path) == [["step", "epoch", "train_a", "train_z", "val_acc1"],
-                           ["0", "0", "2.0", "1.0", ""], ["4", "0", "", "", "10.0"]]
-    # a resumed run: a new logger on the same folder appends instead of starting over
+    assert _read(path) == [["step", "epoch", "attempt", "train_a", "train_z", "val_acc1"],
+                           ["0", "0", "1", "2.0", "1.0", ""], ["4", "0", "1", "", "", "10.0"]]
+    # a resumed run: a new logger on the same folder appends instead of starting over, and
+    # its rows say they are the second attempt (step 4 redone after the last checkpoint)
     again = RunCSVLogger(tmp_path, name="c_byol", version="run-1")
-    again.log_metrics({"train_a": 3.0, "epoch": 1}, step=5)
+    again.log_metrics({"train_a": 3.0, "epoch": 0}, step=4)
     again.save()
     rows = _read(path)
-    assert rows[0] == ["step", "epoch", "train_a", "train_z", "val_acc1"]
-    assert rows[1:] == [["0", "0", "2.0", "1.0", ""], ["4", "0", "", "", "10.0"],
-                        ["5", "1", "3.0", "", ""]]
+    assert rows[0] == ["step", "epoch", "attempt", "train_a", "train_z", "val_acc1"]
+    assert rows[1:] == [["0", "0", "1", "2.0", "1.0", ""], ["4", "0", "1", "", "", "10.0"],
+                        ["4", "0", "2", "3.0", "", ""]]
+    third = RunCSVLogger(tmp_path, name="c_byol", version="run-1")
+    third.log_metrics({"train_a": 4.0, "epoch": 1}, step=5)
+    third.save()
+    assert _read(path)[-1] == ["5", "1", "3", "4.0", "", ""]
+
+
+def test_a_metrics_csv_from_before_the_attempt_column_continues_as_attempt_2(tmp_path):
+    path = tmp_path / "m" / "v" / "metrics.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("step,epoch,train_a\n0,0,1.0\n")
+    logger = RunCSVLogger(tmp_path, name="m", version="v")
+    logger.log_metrics({"train_a": 2.0, "epoch": 0}, step=1)
+    logger.save()
+    assert _read(path) == [["step", "epoch", "attempt", "train_a"], ["0", "0", "", "1.0"],
+                           ["1", "0", "2", "2.0"]]
 
 
 def test_summary_says_when_max_steps_cut_the_run():

@@ -9,7 +9,12 @@ from torchvision.models import resnet18
 from cvr_solo.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
 from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
 from cvr_solo.ceb.vmf import mean_resultant_length
-from cvr_solo.stem import checkpoint_has_small_stem, has_small_stem, use_small_stem
+from cvr_solo.stem import (
+    checkpoint_has_small_stem,
+    follow_checkpoint_stem,
+    has_small_stem,
+    use_small_stem,
+)
 
 
 def test_catalog_has_one_entry_per_method_and_variants_share_their_baselines_family():
@@ -91,3 +96,22 @@ def test_checkpoint_stem_is_read_off_conv1():
     assert checkpoint_has_small_stem(
         {f"backbone.{k}": v for k, v in resnet18().state_dict().items()}) is False
     assert checkpoint_has_small_stem({"classifier.weight": torch.zeros(2, 2)}) is None
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_a_resnet_follows_the_stem_of_the_weights_loaded_into_it(small, capsys):
+    """solo-learn's main_linear.py builds the backbone before it reads the checkpoint."""
+    source = use_small_stem(resnet18()) if small else resnet18()
+    net = resnet18() if small else use_small_stem(resnet18())
+    net.register_load_state_dict_pre_hook(follow_checkpoint_stem)
+    holder = torch.nn.Module()
+    holder.backbone = net  # the prefix of a nested load, as in load_from_checkpoint
+    holder.load_state_dict({f"backbone.{k}": v for k, v in source.state_dict().items()})
+    assert has_small_stem(holder.backbone) is small
+    assert torch.equal(holder.backbone.conv1.weight, source.conv1.weight)
+    x = torch.randn(1, 3, 32, 32)
+    source.eval(), holder.eval()
+    assert torch.allclose(holder.backbone(x), source(x), atol=1e-5)
+    assert "backbone follows them" in capsys.readouterr().err
+    holder.load_state_dict({f"backbone.{k}": v for k, v in source.state_dict().items()})
+    assert capsys.readouterr().err == ""  # same stem: nothing changes, nothing said

@@ -163,116 +163,49 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
     if t is None:
         return "n/a"
     m, lo, hi, n = t
-    return f"{m:+.2f}" if n < 2 else f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return f"{m:+.2f} (one seed: no interval)" if n < 2 else f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def _colors(names: Sequence[str]) -> dict[str, Any]:
-    import matplotlib.pyplot as plt
-
-    cmap = plt.get_cmap("tab10")
-    return {n: cmap(i % 10) for i, n in enumerate(names)}
+#: A run counts as collapsed when the per-dimension std of z/|z| at the last step is under
+#: this fraction of its isotropic value 1/sqrt(d) (0 when every image maps to one point).
+COLLAPSE_FRACTION = 0.1
 
 
-def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
-         reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
-    """accuracy.png (probe and kNN per run, mean ± std and each seed, reference lines),
-    corruptions.png (probe top-1 per corruption), training.png (loss, R and its floor, and the
-    representation diagnostics over steps, one line per seed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    reference = reference or {}
-    names = labels(results)
+def flags(results: Sequence[Mapping[str, Any]],
+          reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """What the report's reader must not miss, one sentence each: a collapsed run (see
+    :data:`COLLAPSE_FRACTION`) and a method whose mean probe or kNN top-1 is below an
+    untrained backbone's (the reference rows named ``... (untrained)``)."""
+    out = []
+    for r in results:
+        curves = r.get("curves") or {}
+        std, ref = _last(curves, "z_std"), _last(curves, "z_std_ref")
+        if std is not None and ref and std < COLLAPSE_FRACTION * ref:
+            align = _last(curves, "alignment")
+            out.append(f"**{r['label']} seed {_seed(r)} collapsed**: std of z/|z| {std:.4f}, "
+                       f"under a tenth of the isotropic {ref:.4f}"
+                       + (f", alignment {align:.3f}" if align is not None else "")
+                       + ": the projector maps the images to nearly one point.")
     agg = aggregate(results)
-    colors = _colors(names)
-    paths = []
+    untrained = {n: row for n, row in (reference or {}).items() if "untrained" in n}
+    for label in labels(results):
+        for key, ref_key, title in (("clean_acc1", "clean", "probe"), ("knn_acc1", "knn_acc1",
+                                                                       "kNN")):
+            vals = [v for v in agg[label][key] if v is not None]
+            for name, row in untrained.items():
+                if vals and row.get(ref_key) is not None and (
+                        sum(vals) / len(vals) < row[ref_key]):
+                    out.append(f"**{label} is below the untrained backbone** in {title} top-1: "
+                               f"{sum(vals) / len(vals):.2f} (mean of {len(vals)} seeds) < "
+                               f"{row[ref_key]:.2f} ({name}): pretraining made the features "
+                               "worse than none at this budget.")
+    return out
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
-    ref_styles = ("--", ":", "-.")
-    for ax, key, title, ref_key in ((axes[0], "clean_acc1", "Linear probe top-1", "clean"),
-                                    (axes[1], "knn_acc1", "kNN top-1", "knn_acc1")):
-        for i, n in enumerate(names):
-            vals = [v for v in agg[n][key] if v is not None]
-            m, sd, _ = mean_std(vals)
-            ax.bar(i, m, 0.6, yerr=0 if math.isnan(sd) else sd, color=colors[n], alpha=0.7,
-                   capsize=4)
-            ax.scatter([i] * len(vals), vals, color="k", s=10, zorder=3)
-        for j, (rname, rrow) in enumerate(reference.items()):
-            if rrow.get(ref_key) is not None:
-                ax.axhline(rrow[ref_key], color="gray", ls=ref_styles[j % 3],
-                           label=f"{rname}: {rrow[ref_key]:.1f}")
-        ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
-        ax.set_title(title + " (bars: mean ± std over seeds; dots: seeds)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8, loc="lower right")
-    axes[0].set_ylabel("top-1 (%), validation")
-    fig.tight_layout()
-    paths.append(out_dir / "accuracy.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
 
-    corr = list(results[0]["corruptions"])
-    fig, ax = plt.subplots(figsize=(11, 4.0))
-    xs = ["clean", *corr]
-    for n in names:
-        runs = [r for r in results if r["label"] == n]
-        ys = [sum(r.get("clean_corruption_subset", r["clean"]) for r in runs) / len(runs)]
-        ys += [sum(sum(r["corruptions"][c]) / len(r["corruptions"][c]) for r in runs)
-               / len(runs) for c in corr]
-        ax.plot(xs, ys, marker="o", color=colors[n], label=n)
-    for rname, rrow in reference.items():
-        if rrow.get("corruptions"):
-            ys = [rrow.get("clean_corruption_subset", rrow["clean"])]
-            ys += [sum(rrow["corruptions"][c]) / len(rrow["corruptions"][c]) for c in corr]
-            ax.plot(xs, ys, ls="--", color="gray", label=rname)
-    sev = ",".join(map(str, results[0]["severities"]))
-    ax.set_ylabel("probe top-1 (%)")
-    ax.set_title(f"Corruption suite (mean over seeds and severities {sev})")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "corruptions.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-
-    panels = [("loss", "loss term (log)"), ("residual", "R and its floor (nats)"),
-              ("residual_above_floor", f"R - floor (mean of {SMOOTH} steps)"),
-              ("rankme_feats", "RankMe, backbone features"),
-              ("rankme_z", "RankMe, projector output"), ("uniformity", "uniformity (t=2)"),
-              ("alignment", "alignment (alpha=2)"), ("z_std", "std of z/|z| per dim")]
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
-    for ax, (key, title) in zip(axes.flat, panels, strict=True):
-        for r in results:
-            c = r.get("curves", {})
-            ys = c.get(key) or []
-            if not ys:
-                continue
-            steps = c.get(f"{key}_step") or c.get("step")
-            first = r is next(q for q in results if q["label"] == r["label"])
-            lab = r["label"] if first else None
-            if key == "residual_above_floor":
-                ys = _moving_average(ys)
-            ax.plot(steps, ys, color=colors[r["label"]], lw=1, alpha=0.8, label=lab)
-            if key == "residual" and c.get("residual_above_floor"):
-                floor = [a - b for a, b in zip(c["residual"], c["residual_above_floor"],
-                                               strict=False)]
-                ax.plot(steps[:len(floor)], floor, color=colors[r["label"]], lw=1, ls=":")
-            if key == "z_std" and c.get("z_std_ref") and first:
-                ax.axhline(c["z_std_ref"][0], color="gray", ls="--", lw=1)
-        if key == "loss" and ax.lines:
-            ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
-        if ax.lines and key in ("loss", "rankme_feats", "residual"):
-            ax.legend(fontsize=6)
-    fig.suptitle("Training: one line per seed; R dotted: its floor; z std dashed: the "
-                 "isotropic value 1/sqrt(d)", fontsize=10)
-    fig.tight_layout()
-    paths.append(out_dir / "training.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
-    return paths
+def _resumed(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """'label seed s (n launches)' for each run whose pretraining was resumed."""
+    return [f"{r['label']} seed {_seed(r)} ({r['pretrain_attempts']} launches)"
+            for r in results if (r.get("pretrain_attempts") or 1) > 1]
 
 
 def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str,
@@ -298,12 +231,16 @@ def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str
         lines.append(f"| *reference: {rname}* | - | {_fmt(r.get('clean'))} | "
                      f"{_fmt(r.get('knn_acc1'))} | {_fmt(r.get('mean_corruption'))} | "
                      f"{_fmt(None if drop is None else 100 * drop, 1)} |")
+    found = flags(results, reference)
+    lines += ["", "## Flags", "", *([f"- {f}" for f in found] or [
+        "None: no run collapsed and no method is below the untrained backbone."])]
     pairs = paired_differences(results)
     if pairs:
         lines += ["", "## Paired differences: C-variant minus its baseline, same seed", "",
                   "Mean over seeds of (variant - baseline) in points, with a 95% Student-t "
                   "interval over seeds (mean ± t(0.975, n-1) · sd / sqrt(n)); an interval "
-                  "that contains 0 does not separate the two.", "",
+                  "that contains 0 does not separate the two; with one seed there is no "
+                  "interval, only the one difference.", "",
                   "| variant - baseline | seeds | " + " | ".join(t for _, t in PAIRED) + " |",
                   "|---|---|" + "---|" * len(PAIRED)]
         for p in pairs:
@@ -338,13 +275,19 @@ def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str
               "peak memory (MiB) | pretraining wall (s) | evaluation wall (s) | "
               "pretraining CPU (s) | evaluation CPU (s) |",
               "|---|---|---|---|---|---|---|---|---|"]
+    resumed = _resumed(results)
     for n in names:
         a = agg[n]
+        mark = " †" if any(x.startswith(f"{n} seed ") for x in resumed) else ""
         lines.append(f"| {n} | {_pm(a['images_per_sec'], 1)} | {_pm(a['step_time_ms'], 1)} |"
                      f" {_pm(a['step_time_ratio'], 3)} | {_pm(a['peak_mem_mib'], 0)} | "
-                     f"{_pm(a['pretrain_seconds'], 0)} | {_pm(a['evaluate_seconds'], 0)} | "
+                     f"{_pm(a['pretrain_seconds'], 0)}{mark} | {_pm(a['evaluate_seconds'], 0)} | "
                      f"{_pm(a['pretrain_cpu_seconds'], 0)} | "
                      f"{_pm(a['evaluate_cpu_seconds'], 0)} |")
+    if resumed:
+        lines += ["", "† Resumed: the pretraining times are summed over the launches of "
+                  f"{', '.join(resumed)}; a launch that was killed counts up to its last "
+                  "write, and its CPU time is not known."]
     lines += ["", "Wall times depend on the machine's load; CPU seconds (user + system, all "
               "threads) much less so: on an idle machine wall is about CPU / cores.", "",
               "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]

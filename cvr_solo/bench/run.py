@@ -222,7 +222,10 @@ def _bench(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{name}: done, skipped")
         for stage in stages:
             if not stage.done():
-                bar.set_postfix_str(f"{name}: {type(stage).__name__[:-5].lower()}")
+                what = f"{name}: {type(stage).__name__[:-5].lower()}"
+                bar.set_postfix_str(what)
+                ctx.status = None if args.no_progress else (
+                    lambda text, what=what: bar.set_postfix_str(f"{what}, {text}"))
                 stage.run()
         results.append(stages[-1].result())
         if not reference:
@@ -263,7 +266,8 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
 def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],
                   reference: dict[str, Any] | None = None) -> None:
     """results.csv, report.md and the PNG plots for ``results`` (see bench/report.py)."""
-    from cvr_solo.bench.report import plot, write_csv, write_markdown
+    from cvr_solo.bench.plots import plot
+    from cvr_solo.bench.report import write_csv, write_markdown
 
     write_csv(results, out / "results.csv")
     figs = plot(results, out, reference or {})

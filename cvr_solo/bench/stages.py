@@ -9,27 +9,22 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvr_solo.bench.curves import cost_and_curves
 from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
-from cvr_solo.catalog import METHODS
 
 __all__ = ["Context", "EvaluateStage", "PretrainStage", "ReferenceStage", "SubsetStage",
            "balanced_subset", "cost_and_curves"]
-
-DIAG_KEYS = ("diag_rankme_feats", "diag_rankme_z", "diag_alignment", "diag_uniformity",
-             "diag_z_std", "diag_z_std_ref")
-
 
 def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
     """A class-balanced image folder of symlinks into ``src`` (``src`` itself if None)."""
@@ -55,57 +50,6 @@ def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> P
     return dst
 
 
-def _read_metrics(root: Path) -> list[dict[str, str]]:
-    rows: list[dict[str, str]] = []
-    for f in sorted(root.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime):
-        rows += list(csv.DictReader(f.open()))
-    return rows
-
-
-def _median(xs: list[float]) -> float | None:
-    """The median of the finite values (the mean of the two middle ones for an even count)."""
-    xs = sorted(x for x in xs if math.isfinite(x))
-    if not xs:
-        return None
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
-
-
-def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
-    """Cost (median step time and images/s, peak memory) and per-step curves (loss, R, R above
-    its floor, the ``diag_*`` diagnostics) from the CSV logs of a pretraining run (all its
-    launches, later ones overriding earlier steps).
-
-    Step time and images/s count each optimiser step once: a step logged by two launches (a
-    resumed run redoes the steps after its last checkpoint) keeps the later launch's value,
-    as the curves do. Peak memory is the maximum over every launch.
-    """
-    rows = _read_metrics(root)
-
-    def col(key: str) -> list[float]:
-        return [float(r[key]) for r in rows if r.get(key) not in (None, "")]
-
-    def per_step(key: str) -> list[float]:
-        last = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
-        return list(last.values())
-
-    cost = {"step_time": _median(per_step("train_step_time")),
-            "images_per_sec": _median(per_step("train_images_per_sec")),
-            "peak_rss_mib": max(col("peak_rss_mib"), default=None),
-            "peak_gpu_mem_mib": max(col("peak_gpu_mem_mib"), default=None)}
-    keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
-            "residual_above_floor": "train_residual_above_floor_step",
-            **{k[len("diag_"):]: k for k in DIAG_KEYS}}
-    curves: dict[str, list] = {}
-    for name, key in keys.items():
-        by_step = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
-        steps = sorted(by_step)
-        curves[name] = [by_step[s] for s in steps]
-        curves[f"{name}_step"] = steps
-    curves["step"] = curves["loss_step"]
-    return cost, curves
-
-
 def _final_checkpoint(root: Path, epochs: int) -> Path | None:
     found = sorted(root.rglob(f"*-ep={epochs - 1}.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
@@ -120,6 +64,8 @@ class Context:
     data: Path
     config_dir: Path
     progress: bool = True
+    #: shows a running stage's progress (the bench's console bar), if set
+    status: Callable[[str], None] | None = None
     _train: dict[Path, Any] = field(default_factory=dict)
     _val: Any = None
     _corruption_idx: Any = None
@@ -170,19 +116,36 @@ class SubsetStage:
 
 
 def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
-            log: Path) -> None:
-    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``.
+            log: Path, status: Callable[[str], None] | None = None) -> None:
+    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; with
+    ``status``, the child's training step is passed to it as "step s/total" every 2 s
+    (through the child's :class:`~cvr_solo.launch.progress.StepFile`).
 
     Raises:
         RuntimeError: with the log's last lines, if it fails.
     """
+    from cvr_solo.launch.progress import PROGRESS_FILE_ENV, read_step_file
+
     cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
            "--config-name", config_name, *overrides]
+    steps = log.with_name(log.stem + ".step")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", PROGRESS_FILE_ENV: str(steps)}
     with log.open("a") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        while True:
+            try:
+                proc.wait(timeout=2.0)
+                break
+            except subprocess.TimeoutExpired:
+                seen = read_step_file(steps) if status is not None else None
+                if seen is not None:
+                    status(f"step {seen[0]}/{seen[1] or '?'}")
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-25:]
         raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
@@ -212,15 +175,40 @@ class PretrainStage:
         return self.checkpoint() is not None
 
     def run(self) -> None:
+        """Runs (or resumes) the pretraining; pretrain_seconds.json gets the wall and CPU
+        seconds summed over every launch of this run (pretrain_attempts.json)."""
         self.spec.run_dir.mkdir(parents=True, exist_ok=True)
+        log = self.spec.run_dir / "pretrain_attempts.json"
+        attempts = close_attempts(log, self.spec.run_dir / "pretrain")
         t0, cpu0 = time.time(), _children_cpu()
-        run_cli("pretrain", self.ctx.config_dir, self.spec.config,
-                hydra_args(self.spec.overrides), self.spec.run_dir / "pretrain.log")
+        attempts.append({"start": t0})
+        log.write_text(json.dumps(attempts))
+        try:
+            run_cli("pretrain", self.ctx.config_dir, self.spec.config,
+                    hydra_args(self.spec.overrides), self.spec.run_dir / "pretrain.log",
+                    self.ctx.status)
+        finally:
+            attempts[-1].update(wall=time.time() - t0, cpu=_children_cpu() - cpu0)
+            log.write_text(json.dumps(attempts))
         if not self.done():
             raise RuntimeError(f"{self.spec.label} seed {self.spec.seed}: pretraining ended "
                                "without its last checkpoint")
+        cpu = [a.get("cpu") for a in attempts]
         (self.spec.run_dir / "pretrain_seconds.json").write_text(json.dumps(
-            {"wall": time.time() - t0, "cpu": _children_cpu() - cpu0}))
+            {"wall": sum(a["wall"] for a in attempts),
+             "cpu": None if None in cpu else sum(cpu), "attempts": len(attempts)}))
+
+
+def close_attempts(log: Path, run_root: Path) -> list[dict[str, Any]]:
+    """The launches recorded in ``log``; one killed before it could record its end (kill -9,
+    a lost machine) is given the wall time up to its last write under ``run_root`` (a lower
+    bound) and no CPU time."""
+    attempts = json.loads(log.read_text()) if log.is_file() else []
+    for a in attempts:
+        if "wall" not in a:
+            writes = [f.stat().st_mtime for f in run_root.rglob("*") if f.is_file()]
+            a.update(wall=max([a["start"], *writes]) - a["start"], cpu=None)
+    return attempts
 
 
 @dataclass
@@ -260,6 +248,7 @@ class EvaluateStage:
                   "method_kwargs": dict(self.spec.method_kwargs), "seed": self.spec.seed,
                   "pretrain_checkpoint": str(ckpt),
                   "pretrain_seconds": pre.get("wall"), "pretrain_cpu_seconds": pre.get("cpu"),
+                  "pretrain_attempts": pre.get("attempts", 1),
                   "evaluate_seconds": time.time() - t0,
                   "evaluate_cpu_seconds": time.process_time() - cpu0, **ev, "cost": cost,
                   "curves": curves}

@@ -22,7 +22,6 @@ from lightning.pytorch.strategies.ddp import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from solo.utils.auto_resumer import AutoResumer
 from solo.utils.checkpointer import Checkpointer
-from torchvision import transforms
 
 from cvr_solo.launch.callbacks import ThroughputMonitor
 from cvr_solo.launch.csv_log import RunCSVLogger
@@ -39,52 +38,6 @@ EXTRA_RESUME_KEYS = (
     "optimizer.classifier_lr", "scheduler", "momentum", "seed", "precision", "max_steps",
     "accumulate_grad_batches", "mixup", "cutmix", "label_smoothing", "finetune",
 )
-
-
-def custom_classification_transforms(crop_size: int, mean: Sequence[float],
-                                     std: Sequence[float]) -> tuple[Any, Any]:
-    """Train/val transforms for solo-learn's ``custom`` dataset at the data's own size.
-
-    solo-learn hard-codes ImageNet's 224 px crops and statistics for ``custom`` in its
-    classification loaders (used for online and offline linear evaluation), which for
-    32 px data costs ~50x the compute and mis-normalises. These use the config's crop size,
-    mean and std; resize + centre crop are the identity on images already at that size.
-    """
-    norm = transforms.Normalize(mean=list(mean), std=list(std))
-    train = transforms.Compose([
-        transforms.RandomResizedCrop(crop_size, scale=(0.08, 1.0)),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        norm,
-    ])
-    val = transforms.Compose([
-        transforms.Resize(crop_size),
-        transforms.CenterCrop(crop_size),
-        transforms.ToTensor(),
-        norm,
-    ])
-    return train, val
-
-
-def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float],
-                           std: Sequence[float]) -> tuple[Any, Any]:
-    """solo-learn's classification loaders, with our transforms for ``custom`` data."""
-    from solo.data import classification_dataloader as cd
-
-    fmt = "image_folder" if cfg.data.format == "dali" else cfg.data.format
-    if cfg.data.dataset != "custom":
-        return cd.prepare_data(cfg.data.dataset, train_data_path=cfg.data.train_path,
-                               val_data_path=cfg.data.val_path, data_format=fmt,
-                               batch_size=cfg.optimizer.batch_size,
-                               num_workers=cfg.data.num_workers,
-                               auto_augment=bool(cfg.get("auto_augment", False)))
-    t_train, t_val = custom_classification_transforms(crop_size, mean, std)
-    train_ds, val_ds = cd.prepare_datasets("custom", t_train, t_val,
-                                           train_data_path=cfg.data.train_path,
-                                           val_data_path=cfg.data.val_path, data_format=fmt,
-                                           data_fraction=cfg.data.get("fraction", -1.0))
-    return cd.prepare_dataloaders(train_ds, val_ds, batch_size=cfg.optimizer.batch_size,
-                                  num_workers=cfg.data.num_workers)
 
 
 def switch_off_unbuildable_knn(cfg: DictConfig, command: str) -> str | None:

@@ -6,7 +6,10 @@ starts and then appends (newer), so a resumed run loses or splits its history.
 :class:`RunCSVLogger` writes through its own ``save``: columns ``step``, ``epoch``, then the
 others sorted; rows are appended; a new column rewrites the file once with the wider header
 (old rows keep their values, the new column is empty there). An existing metrics.csv in the
-run folder (a resumed run) is continued.
+run folder (a resumed run) is continued, and every row says which launch wrote it: column
+``attempt`` (1 for the first launch, 2 for the first resume, ...). A resumed run redoes the
+steps after its last checkpoint, so a step can appear once per attempt; the row of the
+highest attempt is the one the final weights went through.
 """
 
 from __future__ import annotations
@@ -44,9 +47,13 @@ class _RunWriter(ExperimentWriter):
             warnings.filterwarnings("ignore", message="Experiment logs directory")
             super().__init__(log_dir=log_dir)
         self.metrics_keys = []
+        self.attempt = 1
         if os.path.isfile(self.metrics_file_path):
             with open(self.metrics_file_path, newline="") as f:
                 self.metrics_keys = next(csv.reader(f), [])
+                old = [r.get("attempt") for r in csv.DictReader(f, self.metrics_keys)]
+            if old:  # rows written before this column existed count as attempt 1
+                self.attempt = max((int(a) for a in old if a), default=1) + 1
 
     def _check_log_dir_exists(self) -> None:
         """Keep a resumed run's metrics.csv: Lightning >= 2.2 deletes it here (2.1 only warns)."""
@@ -57,6 +64,7 @@ class _RunWriter(ExperimentWriter):
                                  self.hparams)
         if not self.metrics:
             return
+        self.metrics = [{**m, "attempt": self.attempt} for m in self.metrics]
         keys = column_order(set(self.metrics_keys).union(*self.metrics))
         exists = os.path.isfile(self.metrics_file_path)
         if exists and keys != self.metrics_keys:
@@ -87,7 +95,7 @@ class RunCSVLogger(CSVLogger):
         >>> logger.log_metrics({"train_loss": 1.0, "epoch": 0}, step=0)
         >>> logger.save()
         >>> open(logger.experiment.metrics_file_path).readline().strip()
-        'step,epoch,train_loss'
+        'step,epoch,attempt,train_loss'
     """
 
     @property

@@ -9,8 +9,12 @@ would silently train a probe on random weights given a wrong checkpoint).
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,11 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
 from cvr_solo.datacheck import check_data
 from cvr_solo.launch.common import (
-    classification_loaders,
     dali_module,
     fit,
     hydra_entry,
 )
+from cvr_solo.launch.loaders import classification_loaders
 
 
 def load_backbone(cfg: DictConfig) -> nn.Module:
@@ -44,7 +48,7 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     path = str(cfg.pretrained_feature_extractor)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained_feature_extractor: no file {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+    state = _read_checkpoint(path)
     weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     if not weights:
         raise ConfigError(f"pretrained_feature_extractor: {path} has no backbone.* weights")
@@ -73,6 +77,45 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     return backbone
 
 
+def _read_checkpoint(path: str) -> dict[str, torch.Tensor]:
+    """The state_dict of checkpoint ``path``; a ConfigError naming the key when the file is
+    no (complete) checkpoint, instead of torch's zip-reader traceback."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"pretrained_feature_extractor={path} cannot be read as a checkpoint "
+                          f"({reason}); it may be truncated (an interrupted copy or run): give "
+                          "a complete .ckpt, e.g. the last one of the pretraining run folder"
+                          ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ConfigError(f"pretrained_feature_extractor={path} is not a Lightning checkpoint "
+                          "(no state_dict): give the .ckpt of a pretraining run")
+    return ckpt["state_dict"]
+
+
+def check_pretrain_method(cfg: DictConfig) -> None:
+    """``pretrain_method`` agrees with the method that wrote the checkpoint, as recorded in
+    the ``args.json`` solo-learn's Checkpointer saves beside it; unset, it is taken from
+    there with one line saying so. Without an args.json there is nothing to compare."""
+    args = Path(str(cfg.pretrained_feature_extractor)).parent / "args.json"
+    try:
+        trained = json.loads(args.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(trained, str):
+        return
+    given = cfg.get("pretrain_method")
+    if given is None:
+        cfg.pretrain_method = trained
+        print(f"cvr-solo linear: pretrain_method={trained} (from {args})", file=sys.stderr,
+              flush=True)
+    elif given != trained:
+        raise ConfigError(f"pretrain_method={given} does not fit pretrained_feature_extractor="
+                          f"{cfg.pretrained_feature_extractor}: {args} says it was trained with "
+                          f"method {trained!r}; set pretrain_method={trained} (or leave it out)")
+
+
 def _stem_name(small: bool) -> str:
     return ("small-image (3x3 stride-1 conv1, no max-pool)" if small
             else "ImageNet (7x7 stride-2 conv1 + max-pool)")
@@ -87,6 +130,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     OmegaConf.set_struct(cfg, False)
     validate_linear_cfg(cfg)
     check_data(cfg, "linear")
+    check_pretrain_method(cfg)
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
     backbone = load_backbone(cfg)

@@ -18,16 +18,17 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
-from cvr_solo.datacheck import check_data
+from cvr_solo.datacheck import check_data, check_images_on_read
 from cvr_solo.launch.collapse import CollapseMonitor
 from cvr_solo.launch.common import (
-    classification_loaders,
     dali_module,
     fit,
     hydra_entry,
     switch_off_unbuildable_knn,
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
+from cvr_solo.launch.loaders import classification_loaders
+from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.registry import register
 
 
@@ -69,6 +70,7 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
                                 train_data_path=cfg.data.train_path,
                                 data_format=cfg.data.format, no_labels=cfg.data.no_labels,
                                 data_fraction=cfg.data.fraction)
+    check_images_on_read(train_ds, "data.train_path")
     train_loader = prepare_dataloader(train_ds, batch_size=cfg.optimizer.batch_size,
                                       num_workers=cfg.data.num_workers)
     return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
@@ -106,7 +108,8 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     diag = diagnostics_callback(cfg)
-    callbacks = [*extra_callbacks, *([diag] if diag is not None else [])]
+    callbacks = [*extra_callbacks, *([diag] if diag is not None else []),
+                 *step_file_from_env()]
     warn = cfg.get("collapse_warning") or {}
     if warn.get("enabled", True):
         callbacks.append(CollapseMonitor(patience=int(warn.get("patience", 3)),

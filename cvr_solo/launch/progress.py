@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,12 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 from cvr_solo.catalog import CEB_METHODS, lookup
 
-__all__ = ["MethodProgressBar", "bar_items", "run_summary"]
+__all__ = ["PROGRESS_FILE_ENV", "MethodProgressBar", "StepFile", "bar_items", "read_step_file",
+           "run_summary", "step_file_from_env"]
+
+#: Environment variable naming a file ``cvr-solo pretrain`` keeps updated with its step: how
+#: ``cvr-solo bench``, which runs it in a child process with a log file, shows step progress.
+PROGRESS_FILE_ENV = "CVR_SOLO_PROGRESS_FILE"
 
 
 def _base(key: str) -> str:
@@ -109,3 +116,43 @@ def run_summary(command: str, trainer: pl.Trainer, run_dir: str | Path | None,
         if isinstance(warning, str) and warning:
             lines.append(f"  warning: {warning}")
     return "\n".join(lines)
+
+
+class StepFile(pl.Callback):
+    """Writes ``"<global step> <total steps>"`` to ``path`` (atomically, rank zero), at most
+    every ``every`` seconds and when training ends."""
+
+    def __init__(self, path: str | os.PathLike, every: float = 2.0) -> None:
+        self.path, self.every, self._last = Path(path), every, -math.inf
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        if not trainer.is_global_zero:
+            return
+        total = trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) else 0
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(f"{trainer.global_step} {total}\n")
+        os.replace(tmp, self.path)
+        self._last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+        if time.monotonic() - self._last >= self.every:
+            self._write(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._write(trainer)
+
+
+def step_file_from_env() -> list[StepFile]:
+    """``[StepFile(path)]`` when :data:`PROGRESS_FILE_ENV` names a file, else ``[]``."""
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    return [StepFile(path)] if path else []
+
+
+def read_step_file(path: Path) -> tuple[int, int] | None:
+    """(step, total) from a :class:`StepFile`, None before the first write."""
+    try:
+        step, total = path.read_text().split()
+        return int(step), int(total)
+    except (OSError, ValueError):
+        return None

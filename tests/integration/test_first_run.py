@@ -126,6 +126,9 @@ def test_resume_continues_in_the_same_folder_and_a_finished_run_creates_nothing(
     assert epochs == {"0", "1"}  # both halves of the run in one file
     steps = [int(r["step"]) for r in rows if r.get("train_c_simclr_loss_step")]
     assert steps == sorted(steps) and steps[0] < 5 <= steps[-1]
+    # each row says which launch wrote it
+    attempt = {r["epoch"]: r["attempt"] for r in rows if r.get("train_c_simclr_loss_step")}
+    assert attempt == {"0": "1", "1": "2"}
 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert run(_compose("c_simclr", over)) is None

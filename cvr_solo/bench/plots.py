@@ -1,0 +1,123 @@
+"""The benchmark's PNG plots: accuracy.png, corruptions.png and training.png (matplotlib, Agg).
+No solo-learn needed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cvr_solo.bench.report import SMOOTH, _moving_average, aggregate, labels
+from cvr_solo.bench.stats import mean_std
+
+__all__ = ["plot"]
+
+
+def _colors(names: Sequence[str]) -> dict[str, Any]:
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    return {n: cmap(i % 10) for i, n in enumerate(names)}
+
+
+def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
+         reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
+    """accuracy.png (probe and kNN per run, mean ± std and each seed, reference lines),
+    corruptions.png (probe top-1 per corruption), training.png (loss, R and its floor, and the
+    representation diagnostics over steps, one line per seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    reference = reference or {}
+    names = labels(results)
+    agg = aggregate(results)
+    colors = _colors(names)
+    paths = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), sharey=True)
+    ref_styles = ("--", ":", "-.")
+    for ax, key, title, ref_key in ((axes[0], "clean_acc1", "Linear probe top-1", "clean"),
+                                    (axes[1], "knn_acc1", "kNN top-1", "knn_acc1")):
+        for i, n in enumerate(names):
+            vals = [v for v in agg[n][key] if v is not None]
+            m, sd, _ = mean_std(vals)
+            ax.bar(i, m, 0.6, yerr=0 if math.isnan(sd) else sd, color=colors[n], alpha=0.7,
+                   capsize=4)
+            ax.scatter([i] * len(vals), vals, color="k", s=10, zorder=3)
+        for j, (rname, rrow) in enumerate(reference.items()):
+            if rrow.get(ref_key) is not None:
+                ax.axhline(rrow[ref_key], color="gray", ls=ref_styles[j % 3],
+                           label=f"{rname}: {rrow[ref_key]:.1f}")
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+        ax.set_title(title + " (bars: mean ± std over seeds; dots: seeds)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("top-1 (%), validation")
+    fig.tight_layout()
+    paths.append(out_dir / "accuracy.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    corr = list(results[0]["corruptions"])
+    fig, ax = plt.subplots(figsize=(11, 4.0))
+    xs = ["clean", *corr]
+    for n in names:
+        runs = [r for r in results if r["label"] == n]
+        ys = [sum(r.get("clean_corruption_subset", r["clean"]) for r in runs) / len(runs)]
+        ys += [sum(sum(r["corruptions"][c]) / len(r["corruptions"][c]) for r in runs)
+               / len(runs) for c in corr]
+        ax.plot(xs, ys, marker="o", color=colors[n], label=n)
+    for rname, rrow in reference.items():
+        if rrow.get("corruptions"):
+            ys = [rrow.get("clean_corruption_subset", rrow["clean"])]
+            ys += [sum(rrow["corruptions"][c]) / len(rrow["corruptions"][c]) for c in corr]
+            ax.plot(xs, ys, ls="--", color="gray", label=rname)
+    sev = ",".join(map(str, results[0]["severities"]))
+    ax.set_ylabel("probe top-1 (%)")
+    ax.set_title(f"Corruption suite (mean over seeds and severities {sev})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "corruptions.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    panels = [("loss", "loss term (log)"), ("residual", "R and its floor (nats)"),
+              ("residual_above_floor", f"R - floor (mean of {SMOOTH} steps)"),
+              ("rankme_feats", "RankMe, backbone features"),
+              ("rankme_z", "RankMe, projector output"), ("uniformity", "uniformity (t=2)"),
+              ("alignment", "alignment (alpha=2)"), ("z_std", "std of z/|z| per dim")]
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
+    for ax, (key, title) in zip(axes.flat, panels, strict=True):
+        for r in results:
+            c = r.get("curves", {})
+            ys = c.get(key) or []
+            if not ys:
+                continue
+            steps = c.get(f"{key}_step") or c.get("step")
+            first = r is next(q for q in results if q["label"] == r["label"])
+            lab = r["label"] if first else None
+            if key == "residual_above_floor":
+                ys = _moving_average(ys)
+            ax.plot(steps, ys, color=colors[r["label"]], lw=1, alpha=0.8, label=lab)
+            if key == "residual" and c.get("residual_above_floor"):
+                floor = [a - b for a, b in zip(c["residual"], c["residual_above_floor"],
+                                               strict=False)]
+                ax.plot(steps[:len(floor)], floor, color=colors[r["label"]], lw=1, ls=":")
+            if key == "z_std" and c.get("z_std_ref") and first:
+                ax.axhline(c["z_std_ref"][0], color="gray", ls="--", lw=1)
+        if key == "loss" and ax.lines:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        if ax.lines and key in ("loss", "rankme_feats", "residual"):
+            ax.legend(fontsize=6)
+    fig.suptitle("Training: one line per seed; R dotted: its floor; z std dashed: the "
+                 "isotropic value 1/sqrt(d)", fontsize=10)
+    fig.tight_layout()
+    paths.append(out_dir / "training.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths

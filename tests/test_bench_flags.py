@@ -1,0 +1,127 @@
+"""The benchmark report says what a reader must not miss (issue 19): a collapsed run, a method
+below the untrained backbone, a resumed run's summed cost, a one-seed difference."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+from cvr_solo.bench.report import flags, write_markdown
+from cvr_solo.bench.stages import close_attempts
+from tests.test_bench_report import REFERENCE, RESULTS
+
+HEADER = "# bench"
+
+
+def _md(tmp_path, results, reference=REFERENCE) -> str:
+    write_markdown(results, tmp_path / "report.md", HEADER, [], reference)
+    return (tmp_path / "report.md").read_text()
+
+
+def test_a_clean_report_says_there_is_nothing_to_flag(tmp_path):
+    assert flags(RESULTS, REFERENCE) == []
+    assert "## Flags\n\nNone: no run collapsed and no method is below the untrained backbone." \
+        in _md(tmp_path, RESULTS)
+
+
+def test_a_collapsed_run_and_a_method_below_the_untrained_backbone_are_flagged(tmp_path):
+    results = copy.deepcopy(RESULTS)
+    collapsed = next(r for r in results if r["label"] == "c_simclr" and r["seed"] == 6)
+    collapsed["curves"]["z_std"] = [0.03, 0.001]  # isotropic 0.0625
+    for r in results:
+        if r["label"] == "byol":
+            r["knn_acc1"] = 50.0  # the untrained backbone's kNN is 55.5
+    found = flags(results, REFERENCE)
+    assert found == [
+        "**c_simclr seed 6 collapsed**: std of z/|z| 0.0010, under a tenth of the isotropic "
+        "0.0625, alignment 0.400: the projector maps the images to nearly one point.",
+        "**byol is below the untrained backbone** in kNN top-1: 50.00 (mean of 2 seeds) < 55.50 "
+        "(random resnet18 (untrained)): pretraining made the features worse than none at this "
+        "budget."]
+    md = _md(tmp_path, results)
+    assert "## Flags\n\n- " + found[0] + "\n- " + found[1] in md
+
+
+def test_a_one_seed_difference_says_why_it_has_no_interval(tmp_path):
+    md = _md(tmp_path, [r for r in RESULTS if r["seed"] == 5])
+    assert "| c_simclr - simclr | 1 | +1.00 (one seed: no interval) |" in md
+
+
+def test_a_resumed_runs_cost_is_marked_and_named(tmp_path):
+    results = copy.deepcopy(RESULTS)
+    results[1]["pretrain_attempts"] = 3  # c_simclr seed 5
+    md = _md(tmp_path, results)
+    row = next(line for line in md.splitlines() if line.startswith("| c_simclr | 305.2"))
+    assert "| 100 ± 0 † |" in row
+    assert ("† Resumed: the pretraining times are summed over the launches of c_simclr seed 5 "
+            "(3 launches)") in md
+    assert "† Resumed" not in _md(tmp_path, RESULTS)
+
+
+def test_a_killed_launch_counts_up_to_its_last_write(tmp_path):
+    root = tmp_path / "pretrain"
+    root.mkdir()
+    start = time.time() - 100
+    (root / "metrics.csv").write_text("step\n")
+    os.utime(root / "metrics.csv", (start + 40, start + 40))
+    log = tmp_path / "pretrain_attempts.json"
+    log.write_text(json.dumps([{"start": start - 500, "wall": 300.0, "cpu": 500.0},
+                               {"start": start}]))
+    attempts = close_attempts(log, root)
+    assert attempts[0] == {"start": start - 500, "wall": 300.0, "cpu": 500.0}
+    assert abs(attempts[1]["wall"] - 40) < 1e-6 and attempts[1]["cpu"] is None
+
+
+def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from cvr_solo.bench import stages
+
+    spec = SimpleNamespace(run_dir=tmp_path, config="c.yaml", overrides={}, label="x", seed=5)
+    ctx = SimpleNamespace(budget=SimpleNamespace(pretrain_epochs=1), config_dir=tmp_path,
+                          status=None)
+
+    def finish(*_args):
+        (tmp_path / "pretrain").mkdir(exist_ok=True)
+        (tmp_path / "pretrain" / "x-ep=0.ckpt").write_text("")
+
+    monkeypatch.setattr(stages, "run_cli", finish)
+    (tmp_path / "pretrain_attempts.json").write_text(json.dumps(
+        [{"start": time.time() - 50, "wall": 30.0, "cpu": 20.0}]))
+    stages.PretrainStage(ctx, spec).run()
+    secs = json.loads((tmp_path / "pretrain_seconds.json").read_text())
+    assert secs["attempts"] == 2 and 30.0 <= secs["wall"] < 35 and 20.0 <= secs["cpu"] < 25
+
+
+def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
+    """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
+    import sys
+
+    from cvr_solo.bench import stages
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho \"3 10\" > \"$CVR_SOLO_PROGRESS_FILE\"\nsleep 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    seen: list[str] = []
+    stages.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
+    assert seen and seen[-1] == "step 3/10"
+
+
+def test_step_file_writes_the_step_and_the_total(tmp_path):
+    from types import SimpleNamespace
+
+    from cvr_solo.launch.progress import StepFile, read_step_file
+
+    trainer = SimpleNamespace(is_global_zero=True, estimated_stepping_batches=40,
+                              global_step=7)
+    cb = StepFile(tmp_path / "s", every=3600)
+    assert read_step_file(tmp_path / "s") is None
+    cb.on_train_batch_end(trainer)
+    trainer.global_step = 8
+    cb.on_train_batch_end(trainer)  # within `every`: not written again
+    assert read_step_file(tmp_path / "s") == (7, 40)
+    cb.on_train_end(trainer, None)
+    assert read_step_file(tmp_path / "s") == (8, 40)
