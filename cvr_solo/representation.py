@@ -19,8 +19,27 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Spread", "alignment", "effective_rank", "normalised_std", "spread", "summary",
-           "uniformity"]
+__all__ = ["COLLAPSE_FRACTION", "Spread", "alignment", "collapse_threshold", "effective_rank",
+           "normalised_std", "spread", "summary", "uniformity"]
+
+#: Projections count as collapsed when the per-dimension std of z/|z| is below this fraction
+#: of its isotropic value 1/sqrt(d): 0.0031 at d = 256, where healthy runs stay above 0.01
+#: and collapsed ones fall to 0.0002-0.003 (docs/c-simclr-stability.md). The collapse
+#: warning of ``cvr-solo pretrain`` and the benchmark report's flags both use it.
+COLLAPSE_FRACTION = 0.05
+
+
+def collapse_threshold(d: int) -> float:
+    """``COLLAPSE_FRACTION / sqrt(d)``: the std of z/|z| below which projections count as
+    collapsed.
+
+    Example:
+        >>> collapse_threshold(256)
+        0.003125
+    """
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"d must be an integer >= 1, got {d!r}")
+    return COLLAPSE_FRACTION / math.sqrt(d)
 
 
 def _matrix(x: torch.Tensor, name: str) -> torch.Tensor:

@@ -35,7 +35,7 @@ def test_a_collapsed_run_and_a_method_below_the_untrained_backbone_are_flagged(t
             r["knn_acc1"] = 50.0  # the untrained backbone's kNN is 55.5
     found = flags(results, REFERENCE)
     assert found == [
-        "**c_simclr seed 6 collapsed**: std of z/|z| 0.0010, under a tenth of the isotropic "
+        "**c_simclr seed 6 collapsed**: std of z/|z| 0.0010, under 5% of the isotropic "
         "0.0625, alignment 0.400: the projector maps the images to nearly one point.",
         "**byol is below the untrained backbone** in kNN top-1: 50.00 (mean of 2 seeds) < 55.50 "
         "(random resnet18 (untrained)): pretraining made the features worse than none at this "

@@ -13,6 +13,7 @@ from typing import Any
 
 from cvr_solo.bench.stats import mean_std, paired_t_interval
 from cvr_solo.catalog import BASELINE_OF
+from cvr_solo.representation import COLLAPSE_FRACTION
 
 COLUMNS = ("label", "method", "seed", "clean_acc1", "knn_acc1", "mean_corruption_acc1",
            "relative_drop", "images_per_sec", "step_time_ms", "step_time_ratio",
@@ -166,15 +167,11 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
     return f"{m:+.2f} (one seed: no interval)" if n < 2 else f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-#: A run counts as collapsed when the per-dimension std of z/|z| at the last step is under
-#: this fraction of its isotropic value 1/sqrt(d) (0 when every image maps to one point).
-COLLAPSE_FRACTION = 0.1
-
-
 def flags(results: Sequence[Mapping[str, Any]],
           reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
-    """What the report's reader must not miss, one sentence each: a collapsed run (see
-    :data:`COLLAPSE_FRACTION`) and a method whose mean probe or kNN top-1 is below an
+    """What the report's reader must not miss, one sentence each: a collapsed run (std of z/|z|
+    at the last step under :data:`cvr_solo.representation.COLLAPSE_FRACTION` of its isotropic
+    value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method whose mean probe or kNN top-1 is below an
     untrained backbone's (the reference rows named ``... (untrained)``)."""
     out = []
     for r in results:
@@ -183,7 +180,7 @@ def flags(results: Sequence[Mapping[str, Any]],
         if std is not None and ref and std < COLLAPSE_FRACTION * ref:
             align = _last(curves, "alignment")
             out.append(f"**{r['label']} seed {_seed(r)} collapsed**: std of z/|z| {std:.4f}, "
-                       f"under a tenth of the isotropic {ref:.4f}"
+                       f"under {COLLAPSE_FRACTION:.0%} of the isotropic {ref:.4f}"
                        + (f", alignment {align:.3f}" if align is not None else "")
                        + ": the projector maps the images to nearly one point.")
     agg = aggregate(results)

@@ -28,7 +28,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from cvr_solo.representation import spread
+from cvr_solo.representation import collapse_threshold, spread
 
 __all__ = ["DOCS", "CollapseMonitor"]
 
@@ -42,7 +42,7 @@ class CollapseMonitor(pl.Callback):
     Args:
         patience: consecutive logged steps below ``threshold`` before the warning (>= 1).
         threshold: the std of z/|z| per dimension below which a step counts as collapsed;
-            None: 0.05 / sqrt(d), d the projection dimension.
+            None: :func:`cvr_solo.representation.collapse_threshold` (0.05 / sqrt(d)).
         command: the command named in the warning (``cvr-solo <command>``).
 
     Raises:
@@ -106,7 +106,7 @@ class CollapseMonitor(pl.Callback):
         dim = self._z[0].shape[1]
         s = spread(self._z[0], self._z[1])
         self._z.clear()
-        threshold = self.threshold or 0.05 / math.sqrt(dim)
+        threshold = self.threshold or collapse_threshold(dim)
         std = float(s.z_std)  # a logged step: Lightning reads its metrics to the host too
         self.streak = self.streak + 1 if std < threshold else 0
         if self.streak >= self.patience and self.collapsed_at is None:
