@@ -171,8 +171,9 @@ def flags(results: Sequence[Mapping[str, Any]],
           reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """What the report's reader must not miss, one sentence each: a collapsed run (std of z/|z|
     at the last step under :data:`cvr_solo.representation.COLLAPSE_FRACTION` of its isotropic
-    value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method whose mean probe or kNN top-1 is below an
-    untrained backbone's (the reference rows named ``... (untrained)``)."""
+    value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method whose mean
+    probe or kNN top-1 is below an untrained backbone's (the reference rows named
+    ``... (untrained)``)."""
     out = []
     for r in results:
         curves = r.get("curves") or {}
