@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import resource
 import statistics
 import sys
@@ -9,7 +10,30 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
+
+
+class RankSeed(pl.Callback):
+    """Gives each process of a multi-process run its own random streams: ``seed + global
+    rank`` for torch, numpy and random, once the processes are up (before training).
+
+    Every process runs the launcher's ``seed_everything(seed)``, so without this all ranks
+    would draw the same vMF noise, dropout masks and (in-process) augmentations for their
+    different images, correlating the compression noise across the global batch. A
+    one-process run is left as it is. The initial weights are unaffected (DDP copies rank
+    0's).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            seed = self.seed + trainer.global_rank
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
 
 
 class HostClock:

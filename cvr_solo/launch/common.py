@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import inspect
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies.ddp import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from solo.utils.checkpointer import Checkpointer
 from torchvision import transforms
 
-from cvr_solo.launch.callbacks import ThroughputMonitor
+from cvr_solo.launch.callbacks import RankSeed, ThroughputMonitor
 from cvr_solo.launch.csv_log import RunCSVLogger
 from cvr_solo.launch.progress import MethodProgressBar, run_summary
 from cvr_solo.launch.resume import ResumePoint, RunCheckpointer, find_resume_checkpoint
@@ -71,6 +74,26 @@ def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float
                                   num_workers=cfg.data.num_workers)
 
 
+def parse_with_device_count(parse_cfg: Callable[[DictConfig], DictConfig],
+                            cfg: DictConfig) -> DictConfig:
+    """solo-learn's ``parse_cfg`` with the lr scaled by the number of devices.
+
+    solo-learn scales the lr (and classifier_lr) by batch_size x len(devices) x num_nodes /
+    256, meant for a device list; for a device count such as ``"2"`` (the form Lightning's CPU
+    accelerator takes) len() is the number of digits, so two processes at batch B would train
+    with the lr of one. A count is handed to parse_cfg as that many devices, then restored.
+    """
+    devices = cfg.get("devices")
+    if not str(devices).isdigit():
+        return parse_cfg(cfg)
+    cfg.devices = list(range(int(str(devices))))
+    try:
+        cfg = parse_cfg(cfg)
+    finally:
+        cfg.devices = devices
+    return cfg
+
+
 def switch_off_unbuildable_knn(cfg: DictConfig, command: str) -> str | None:
     """Turns ``knn_eval.enabled`` off, with one line on stderr, where solo-learn's online kNN
     metric cannot be built (torchmetrics >= 0.12, e.g. the current Lightning stack); building
@@ -119,7 +142,7 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     and, when the progress bar is on, :class:`MethodProgressBar`."""
     callbacks: list[Callback] = [ThroughputMonitor(), *extra_callbacks]
     strategy = str(cfg.get("strategy") or "auto")
-    callbacks.append(RunReport(command, strategy))
+    callbacks += [RunReport(command, strategy), RankSeed(int(cfg.get("seed") or 0))]
     if cfg.get("enable_progress_bar", True):
         callbacks.append(MethodProgressBar(cfg.get("method")))
     if cfg.checkpoint.enabled:
@@ -143,10 +166,30 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     container = OmegaConf.to_container(cfg)
     valid = inspect.signature(Trainer.__init__).parameters
     kwargs = {k: container[k] for k in valid if k in container}
+    if "sync_batchnorm" in kwargs:
+        kwargs["sync_batchnorm"] = _sync_batchnorm(cfg, command)
     kwargs.update(logger=logger, callbacks=callbacks, enable_checkpointing=False,
                   strategy=DDPStrategy(find_unused_parameters=False) if strategy == "ddp"
                   else strategy)
     return Trainer(**kwargs)
+
+
+def _sync_batchnorm(cfg: DictConfig, command: str) -> bool:
+    """cfg.sync_batchnorm, off on CPU (torch's SyncBatchNorm refuses CPU tensors), saying so
+    when several processes run."""
+    if not cfg.get("sync_batchnorm"):
+        return False
+    accelerator = str(cfg.get("accelerator") or "auto")
+    if accelerator != "cpu" and (accelerator != "auto" or torch.cuda.is_available()):
+        return True
+    devices = cfg.get("devices")
+    several = (int(cfg.get("num_nodes") or 1) > 1
+               or (str(devices).isdigit() and int(str(devices)) > 1)
+               or (not isinstance(devices, (str, int)) and len(devices) > 1))
+    if several and rank_zero_only.rank == 0:
+        _say(command, "sync_batchnorm=True switched off: torch's SyncBatchNorm runs on GPUs "
+                      "only; on CPU each process normalises over its own batch")
+    return False
 
 
 def processes_line(trainer: Trainer, requested: str = "auto") -> str:
@@ -212,7 +255,21 @@ def fit(cfg: DictConfig, model: Any, data: dict[str, Any], run_dir: str,
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / "resumed_from.txt").write_text(f"{Path(resume.checkpoint).resolve()}\n")
     trainer.fit(model, ckpt_path=resume.checkpoint, **data)
+    _wait_for_ranks(trainer, command)
     return trainer
+
+
+def _wait_for_ranks(trainer: Trainer, command: str) -> None:
+    """Waits for the further ranks that Lightning's ``ddp`` launcher started as processes of
+    their own (it does not wait for them), so that the command ends with the whole run and
+    no rank is left behind; exits 1 if one failed."""
+    procs = getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []
+    failed = [f"pid {p.pid} exit {code}" for p in procs
+              if isinstance(p, subprocess.Popen) and (code := p.wait()) != 0]
+    if failed:
+        print(f"cvr-solo {command}: error: a rank failed ({', '.join(failed)})",
+              file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 def summary_of(command: str, trainer: Trainer) -> str:

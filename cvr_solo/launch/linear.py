@@ -25,6 +25,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    parse_with_device_count,
 )
 
 
@@ -87,7 +88,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     OmegaConf.set_struct(cfg, False)
     validate_linear_cfg(cfg)
     check_data(cfg, "linear")
-    cfg = parse_cfg(cfg)
+    cfg = parse_with_device_count(parse_cfg, cfg)
     seed_everything(cfg.seed)
     backbone = load_backbone(cfg)
     mixup_func = None

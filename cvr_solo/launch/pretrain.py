@@ -24,6 +24,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    parse_with_device_count,
     switch_off_unbuildable_knn,
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
@@ -126,7 +127,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
         raise ConfigError(f"method must be one of {', '.join(sorted(METHODS))}, got "
                           f"{cfg.method!r}")
     check_data(cfg, "pretrain")
-    cfg = parse_cfg(cfg)
+    cfg = parse_with_device_count(parse_cfg, cfg)
     switch_off_unbuildable_knn(cfg, "pretrain")
     seed_everything(cfg.seed)
     model = METHODS[cfg.method](cfg)
