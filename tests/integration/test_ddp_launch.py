@@ -1,6 +1,7 @@
 """``cvr-solo pretrain`` on 2 CPU processes (gloo) under every launcher a user has: Lightning's
 ``ddp`` (it re-executes the command for rank 1; through ``python -m cvr_solo.cli`` and through
-the installed ``cvr-solo`` script), ``ddp_spawn``, ``ddp_fork`` and torchrun. Each run must
+the installed ``cvr-solo`` script), ``ddp_spawn``, ``ddp_fork``, torchrun and SLURM (srun's
+processes and variables, emulated on one node). Each run must
 start, say how many processes run, train, leave one run folder with one checkpoint written
 by rank 0, print one summary, exit 0 and leave no rank behind. Under ``ddp`` a run resumes.
 """
@@ -11,6 +12,7 @@ import csv
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,7 +92,29 @@ def _launch(argv: list[str], marker: str, timeout: int = 300) -> subprocess.Comp
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+#: what ``srun --ntasks-per-node=2 cvr-solo pretrain ...`` does on one node: a process per
+#: task with SLURM's variables (Lightning's SLURMEnvironment reads them), all waited for.
+SRUN = """
+import os, subprocess, sys
+env = {**os.environ, "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1",
+       "SLURM_NODEID": "0", "SLURM_JOB_NAME": "cvr", "SLURM_JOB_ID": "4242",
+       "SLURM_NODELIST": "127.0.0.1", "MASTER_PORT": sys.argv[1]}
+tasks = [subprocess.Popen(sys.argv[2:], env={**env, "SLURM_PROCID": str(r),
+                                              "SLURM_LOCALID": str(r)}) for r in range(2)]
+sys.exit(max(t.wait() for t in tasks))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _command(launcher: str) -> list[str]:
+    if launcher == "slurm":
+        return [sys.executable, "-c", SRUN, str(_free_port()), sys.executable, "-m",
+                "cvr_solo.cli", "pretrain"]
     if launcher == "torchrun":
         return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node=2", "-m", "cvr_solo.cli", "pretrain"]
@@ -130,6 +154,7 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
     ("module", "ddp_fork", "c_byol"),
     ("torchrun", "ddp", "c_simclr"),
     ("torchrun", "ddp", "c_byol"),
+    ("slurm", "ddp", "c_byol"),
 ])
 def test_two_processes_train_to_a_checkpoint(tmp_path, tiny_data, launcher, strategy, method):
     over = _overrides(tiny_data, tmp_path / "ck", method, strategy,
