@@ -136,7 +136,7 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
                epochs: int) -> None:
     assert proc.stdout.count("cvr-solo pretrain: training on 2 processes (2 cpu") == 1
     assert proc.stdout.count("cvr-solo pretrain: done, epoch") == 1
-    (ckpt,) = folder.glob("*.ckpt")
+    ckpt = max(folder.glob("*.ckpt"))
     assert ckpt.name.endswith(f"-ep={epochs - 1}.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert state["global_step"] == STEPS * epochs
@@ -147,8 +147,7 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
 
 
 @pytest.mark.parametrize(("launcher", "strategy", "method"), [
-    ("module", "ddp", "c_byol"),
-    ("script", "ddp", "c_simclr"),
+    ("module", "ddp", "c_byol"),  # ddp for C-SimCLR through the script: the resume test
     ("module", "ddp_spawn", "c_simclr"),
     ("module", "ddp_spawn", "c_byol"),
     ("module", "ddp_fork", "c_byol"),
@@ -161,18 +160,21 @@ def test_two_processes_train_to_a_checkpoint(tmp_path, tiny_data, launcher, stra
                       extra=("auto_resume.enabled=False",))
     proc = _launch([*_command(launcher), *over], marker=str(tmp_path))
     _check_run(proc, _one_run_folder(tmp_path / "ck", method), method, epochs=1)
+    assert len(list(_one_run_folder(tmp_path / "ck", method).glob("*.ckpt"))) == 1
 
 
 def test_a_ddp_run_resumes_in_its_folder(tmp_path, tiny_data):
-    """Two epochs keeping both checkpoints; the second removed (as if killed during the
-    second epoch), the same command resumes from the first in the same folder."""
+    """Through the installed script: two epochs keeping both checkpoints; the second removed
+    (as if killed during the second epoch), the same command resumes from the first in the
+    same folder."""
     over = _overrides(tiny_data, tmp_path / "ck", "c_simclr", "ddp", epochs=2,
                       extra=("++checkpoint.keep_prev=True",))
-    _launch([*_command("module"), *over], marker=str(tmp_path))
+    proc = _launch([*_command("script"), *over], marker=str(tmp_path))
     folder = _one_run_folder(tmp_path / "ck", "c_simclr")
+    _check_run(proc, folder, "c_simclr", epochs=2)
     first, second = sorted(folder.glob("*.ckpt"))
     second.unlink()
-    proc = _launch([*_command("module"), *over], marker=str(tmp_path))
+    proc = _launch([*_command("script"), *over], marker=str(tmp_path))
     assert f"resuming {folder} from {first}" in proc.stdout
     assert _one_run_folder(tmp_path / "ck", "c_simclr") == folder
     assert sorted(folder.glob("*.ckpt")) == [first, second]
