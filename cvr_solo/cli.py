@@ -12,14 +12,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cvr_solo.quiet import silence_known_warnings, verbose_requested
+from cvr_solo.quiet import VERBOSE_ENV, silence_known_warnings, verbose_requested
 
 #: The data set whose shipped configs ``--config-path`` defaults to.
 DEFAULT_CONFIG_DATASET = "fashion-mnist"
@@ -112,6 +114,32 @@ def hydra_help(command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextlib.contextmanager
+def rank_entry(command: str, hydra_argv: list[str]) -> Iterator[None]:
+    """sys.argv, ``__main__.__spec__`` and the environment as Lightning's DDP launcher needs.
+
+    Lightning starts each further rank as ``python -m <__main__.__spec__.name> sys.argv[1:]``
+    (``python sys.argv[0] ...`` when ``__spec__`` is None), and Hydra parses sys.argv[1:]: so
+    sys.argv[1:] is the Hydra arguments and the main module :mod:`cvr_solo.launch.ddp_rank`,
+    which runs ``command`` (named in its environment variable). Restored afterwards.
+    """
+    from cvr_solo.launch.ddp_rank import COMMAND_ENV
+
+    main_module = sys.modules["__main__"]
+    saved = sys.argv, getattr(main_module, "__spec__", None), os.environ.get(COMMAND_ENV)
+    sys.argv = [f"cvr-solo {command}", *hydra_argv]
+    main_module.__spec__ = importlib.util.find_spec("cvr_solo.launch.ddp_rank")
+    os.environ[COMMAND_ENV] = command
+    try:
+        yield
+    finally:
+        sys.argv, main_module.__spec__ = saved[:2]
+        if saved[2] is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = saved[2]
+
+
 def _hydra_command(command: str) -> Callable[[list[str]], int]:
     def handler(argv: list[str]) -> int:
         if any(a in ("--help", "-h") for a in argv):
@@ -145,8 +173,8 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
             from cvr_solo.launch.pretrain import main as hydra_main
         else:
             from cvr_solo.launch.linear import main as hydra_main
-        sys.argv = [f"cvr-solo {command}", *_absolute_config_path(argv)]
-        hydra_main()
+        with rank_entry(command, _absolute_config_path(argv)):
+            hydra_main()
         return 0
 
     return handler
@@ -217,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not verbose_requested(argv):
         silence_known_warnings()
+    elif "--verbose" in argv:  # DDP ranks that Lightning starts see it too
+        os.environ[VERBOSE_ENV] = "1"
     argv = [a for a in argv if a != "--verbose"]
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(usage())

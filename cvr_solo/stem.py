@@ -135,17 +135,20 @@ def follow_checkpoint_stem(net: nn.Module, state_dict: Mapping[str, torch.Tensor
           f"{str(small).lower()})", file=sys.stderr, flush=True)
 
 
-def _with_small_stem(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    def build_with_stem(method: str, *args: Any, small_stem: bool = False,
-                        **kwargs: Any) -> nn.Module:
-        net = build(method, *args, **kwargs)
+class _WithSmallStem:
+    """A solo-learn backbone constructor that also takes ``small_stem``; a module-level class
+    (not a closure) so that a model holding it pickles, as ``ddp_spawn`` requires."""
+
+    def __init__(self, build: Callable[..., nn.Module]) -> None:
+        self.__wrapped__ = build
+        self.__name__ = getattr(build, "__name__", "backbone")
+        self.__doc__ = getattr(build, "__doc__", None)
+
+    def __call__(self, method: str, *args: Any, small_stem: bool = False,
+                 **kwargs: Any) -> nn.Module:
+        net = self.__wrapped__(method, *args, **kwargs)
         net.register_load_state_dict_pre_hook(follow_checkpoint_stem)
         return use_small_stem(net) if small_stem else net
-
-    build_with_stem.__wrapped__ = build  # type: ignore[attr-defined]
-    build_with_stem.__name__ = getattr(build, "__name__", "backbone")
-    build_with_stem.__doc__ = getattr(build, "__doc__", None)
-    return build_with_stem
 
 
 def install() -> None:
@@ -160,4 +163,4 @@ def install() -> None:
     table = BaseMethod._BACKBONES
     for name, build in list(table.items()):
         if name.startswith("resnet") and not hasattr(build, "__wrapped__"):
-            table[name] = _with_small_stem(build)
+            table[name] = _WithSmallStem(build)

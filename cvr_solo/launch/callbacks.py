@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import resource
 import statistics
 import sys
@@ -9,67 +10,153 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 
+class RankSeed(pl.Callback):
+    """Gives each process of a multi-process run its own random streams: ``seed + global
+    rank`` for torch, numpy and random, once the processes are up (before training).
+
+    Every process runs the launcher's ``seed_everything(seed)``, so without this all ranks
+    would draw the same vMF noise, dropout masks and (in-process) augmentations for their
+    different images, correlating the compression noise across the global batch. A
+    one-process run is left as it is. The initial weights are unaffected (DDP copies rank
+    0's).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            seed = self.seed + trainer.global_rank
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+
+
+class HostClock:
+    """Stamps from the host clock: on a CPU the ops of a step have run when the hook is called."""
+
+    def stamp(self) -> float:
+        return time.perf_counter()
+
+    def ready(self, stamp: float) -> bool:
+        return True
+
+    def seconds(self, start: float, end: float) -> float:
+        return end - start
+
+
+class CudaClock:
+    """CUDA events recorded on the current stream: taking a stamp does not wait for the device;
+    a stamp is read (:meth:`seconds`) only once :meth:`ready` (``Event.query``, non-blocking)
+    says the device has passed it."""
+
+    def stamp(self) -> torch.cuda.Event:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def ready(self, stamp: torch.cuda.Event) -> bool:
+        return bool(stamp.query())
+
+    def seconds(self, start: torch.cuda.Event, end: torch.cuda.Event) -> float:
+        return start.elapsed_time(end) / 1000.0
+
+
 class ThroughputMonitor(pl.Callback):
-    """Logs the cost of training: step time, images/s and peak memory.
+    """Logs the cost of training: step time, images/s and peak memory, without synchronising
+    the host with the device.
 
     ``train_step_time``: seconds from batch start to batch end (forward, backward, optimiser,
-    EMA), the device synchronised on CUDA. ``train_images_per_sec``: source images (each
-    gives all its views) per second from one batch end to the next, data loading included.
+    EMA). ``train_images_per_sec``: source images (each gives all its views) per second from
+    one batch end to the next, data loading included. On CUDA both are timed with CUDA events
+    (device time between the hooks) and read only once the device has passed them, so a
+    logged value may be that of a step or two before; on a CPU with the host clock.
     ``peak_rss_mib``: the process's peak resident memory; ``peak_gpu_mem_mib``: the peak of
-    torch's CUDA allocator. Warm-up steps (the first ``skip`` of each epoch) are not logged.
+    torch's CUDA allocator (a host-side counter). Values are logged as device tensors
+    (``torch.full``), which Lightning reads back only on its logging steps. Warm-up steps (the
+    first ``skip`` of each epoch) are not logged.
 
     These go to the logger every ``log_every_n_steps`` like any step metric, so a run shorter
     than that interval would log none; at each epoch end the epoch's medians are therefore
     also logged as ``train_step_time_epoch``, ``train_images_per_sec_epoch`` and the peaks
     as ``peak_rss_mib_epoch`` / ``peak_gpu_mem_mib_epoch`` (warm-up steps included only when
-    the epoch had no others).
+    the epoch had no others). Under DDP the epoch figures are averaged over the ranks (the
+    peaks: their maximum).
+
+    Args:
+        skip: warm-up steps per epoch left out of the step metrics.
+        clock: ``"auto"`` (CUDA events on a CUDA device, else the host clock), ``"cuda"`` or
+            ``"host"``.
     """
 
-    def __init__(self, skip: int = 2) -> None:
+    def __init__(self, skip: int = 2, clock: str = "auto") -> None:
+        if clock not in ("auto", "cuda", "host"):
+            raise ValueError(f"clock must be auto, cuda or host, got {clock!r}")
         self.skip = skip
-        self._t0 = 0.0
-        self._last_end: float | None = None
+        self.clock_kind = clock
+        self._clock: HostClock | CudaClock = HostClock()
+        self._start: Any = None
+        self._last_end: Any = None
+        self._pending: list[tuple[Any, Any, Any, int, bool]] = []
+        self._latest: dict[str, float] = {}
         self._epoch: dict[str, list[float]] = {}
         self._warmup: dict[str, list[float]] = {}
 
-    @staticmethod
-    def _now(pl_module: pl.LightningModule) -> float:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-        return time.perf_counter()
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        cuda = self.clock_kind == "cuda" or (
+            self.clock_kind == "auto" and pl_module.device.type == "cuda")
+        self._clock = CudaClock() if cuda else HostClock()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_end = None
+        self._pending, self._latest = [], {}
         self._epoch, self._warmup = {}, {}
 
+    def _drain(self, wait: bool = False) -> None:
+        """Moves the timings the device has finished (all of them if ``wait``) into the
+        epoch's lists and :attr:`_latest`."""
+        while self._pending and (wait or self._clock.ready(self._pending[0][2])):
+            start, prev_end, end, n_images, warm = self._pending.pop(0)
+            measured = {"train_step_time": self._clock.seconds(start, end)}
+            if prev_end is not None:
+                measured["train_images_per_sec"] = n_images / max(
+                    self._clock.seconds(prev_end, end), 1e-9)
+            for k, v in measured.items():
+                (self._warmup if warm else self._epoch).setdefault(k, []).append(v)
+            if not warm:
+                self._latest.update(measured)
+
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if isinstance(self._clock, CudaClock) and self._pending:
+            self._pending[-1][2].synchronize()  # once an epoch: the epoch's last timings
+        self._drain(wait=True)
         figures = {k: v for k, v in self._warmup.items() if k not in self._epoch}
         figures.update(self._epoch)
-        out = {f"{k}_epoch": (max(v) if k.startswith("peak") else statistics.median(v))
-               for k, v in figures.items() if v}
-        if out:
-            pl_module.log_dict(out, on_step=False, on_epoch=True)
+        for k, v in figures.items():
+            if not v:
+                continue
+            peak = k.startswith("peak")
+            pl_module.log(f"{k}_epoch", max(v) if peak else statistics.median(v),
+                          on_step=False, on_epoch=True, sync_dist=True,
+                          reduce_fx="max" if peak else "mean")
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        self._t0 = self._now(pl_module)
+        self._start = self._clock.stamp()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        end = self._now(pl_module)
+        end = self._clock.stamp()
         n_images = len(batch[-1])
-        metrics: dict[str, float] = {}
-        measured = {"train_step_time": end - self._t0}
-        if self._last_end is not None:
-            measured["train_images_per_sec"] = n_images / max(end - self._last_end, 1e-9)
-        if batch_idx >= self.skip:
-            metrics.update(measured)
-        for k, v in measured.items():
-            (self._epoch if batch_idx >= self.skip else self._warmup).setdefault(k, []).append(v)
+        self._pending.append((self._start, self._last_end, end, n_images,
+                              batch_idx < self.skip))
         self._last_end = end
+        self._drain()
+        metrics = dict(self._latest) if batch_idx >= self.skip else {}
         scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # ru_maxrss: KiB on Linux
         metrics["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
         if pl_module.device.type == "cuda":
@@ -77,4 +164,7 @@ class ThroughputMonitor(pl.Callback):
         for k in ("peak_rss_mib", "peak_gpu_mem_mib"):
             if k in metrics:
                 self._epoch.setdefault(k, []).append(metrics[k])
-        pl_module.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n_images)
+        device = pl_module.device
+        pl_module.log_dict({k: torch.full((), float(v), device=device)
+                            for k, v in metrics.items()},
+                           on_step=True, on_epoch=False, batch_size=n_images)

@@ -3,41 +3,48 @@ closing summary."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import os
 import secrets
+import subprocess
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies.ddp import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
-from solo.utils.auto_resumer import AutoResumer
 from solo.utils.checkpointer import Checkpointer
 
-from cvr_solo.launch.callbacks import ThroughputMonitor
+from cvr_solo.launch.callbacks import RankSeed, ThroughputMonitor
 from cvr_solo.launch.csv_log import RunCSVLogger
 from cvr_solo.launch.progress import MethodProgressBar, run_summary
+from cvr_solo.launch.resume import ResumePoint, RunCheckpointer, find_resume_checkpoint
 
-#: Keys AutoResumer must also match before resuming a run of ours. solo-learn's list (name,
-#: backbone, method, data.dataset, max_epochs, the optimiser's name/batch/lr/wd, wandb,
-#: pretrained_feature_extractor) omits settings that change the result: a beta sweep under one
-#: name would resume from another beta's weights, a linear probe of a byol backbone from one
-#: labelled c_byol. The lr compared is solo-learn's scaled one (batch x devices x nodes / 256).
-EXTRA_RESUME_KEYS = (
-    "method_kwargs", "pretrain_method", "augmentations", "data.train_path", "data.val_path",
-    "data.fraction", "data.no_labels", "data.augmentations", "optimizer.kwargs",
-    "optimizer.classifier_lr", "scheduler", "momentum", "seed", "precision", "max_steps",
-    "accumulate_grad_batches", "mixup", "cutmix", "label_smoothing", "finetune",
-)
+
+def parse_with_device_count(parse_cfg: Callable[[DictConfig], DictConfig],
+                            cfg: DictConfig) -> DictConfig:
+    """solo-learn's ``parse_cfg`` with the lr scaled by the number of devices.
+
+    solo-learn scales the lr (and classifier_lr) by batch_size x len(devices) x num_nodes /
+    256, meant for a device list; for a device count such as ``"2"`` (the form Lightning's CPU
+    accelerator takes) len() is the number of digits, so two processes at batch B would train
+    with the lr of one. A count is handed to parse_cfg as that many devices, then restored.
+    """
+    devices = cfg.get("devices")
+    if not str(devices).isdigit():
+        return parse_cfg(cfg)
+    cfg.devices = list(range(int(str(devices))))
+    try:
+        cfg = parse_cfg(cfg)
+    finally:
+        cfg.devices = devices
+    return cfg
 
 
 def switch_off_unbuildable_knn(cfg: DictConfig, command: str) -> str | None:
@@ -80,116 +87,15 @@ def dali_module() -> Any:
     return dali_dataloader
 
 
-@contextlib.contextmanager
-def _resume_keys(extra: Sequence[str]) -> Iterator[None]:
-    saved = list(AutoResumer.SHOULD_MATCH)
-    AutoResumer.SHOULD_MATCH[:] = saved + [k for k in extra if k not in saved]
-    try:
-        yield
-    finally:
-        AutoResumer.SHOULD_MATCH[:] = saved
-
-
-def loadable_checkpoint(path: str | os.PathLike) -> str | None:
-    """``path`` if it loads, else the newest other loadable .ckpt beside it, else None.
-
-    solo-learn writes a checkpoint before deleting the previous one, so a run killed while
-    saving leaves a truncated file next to a good one; AutoResumer takes either.
-    """
-    path = Path(path)
-    others = sorted((p for p in path.parent.glob("*.ckpt") if p != path),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
-    candidates = [path, *others]
-    for cand in candidates:
-        try:
-            torch.load(cand, map_location="cpu", weights_only=False, mmap=True)
-        except Exception as err:  # truncated or foreign file
-            warnings.warn(f"skipping unreadable checkpoint {cand}: {err}", stacklevel=2)
-            continue
-        return str(cand)
-    return None
-
-
-class ResumePoint(NamedTuple):
-    """Where a launch starts: a checkpoint to resume (or None) and the run folder it is in.
-
-    ``folder``: the run folder to continue in (its checkpoints, args.json and metrics.csv),
-    None for a new one. ``finished``: the checkpoint is the run's last epoch (or max_steps),
-    so there is nothing to train.
-    """
-
-    checkpoint: str | None = None
-    run_id: str | None = None
-    folder: Path | None = None
-    finished: bool = False
-    epoch: int = -1
-
-
-def _checkpoint_progress(path: str) -> tuple[int, int]:
-    """(epoch, global_step) recorded in a Lightning checkpoint."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    return int(ckpt.get("epoch", -1)), int(ckpt.get("global_step", 0))
-
-
-def _is_finished(cfg: DictConfig, epoch: int, step: int) -> bool:
-    """solo-learn's Checkpointer saves at the end of epoch ``epoch``; the run is done when
-    that was the last epoch, or max_steps is reached."""
-    max_steps = cfg.get("max_steps") or -1
-    return epoch + 1 >= int(cfg.max_epochs) or (max_steps > 0 and step >= max_steps)
-
-
-def find_resume_checkpoint(cfg: DictConfig, run_dir: str) -> ResumePoint:
-    """Where to start: cfg.resume_from_checkpoint, else solo-learn's AutoResumer (matching
-    also :data:`EXTRA_RESUME_KEYS`) when auto_resume is enabled, else a new run.
-
-    A checkpoint found in a run folder directly under ``run_dir`` continues in that folder;
-    an explicit checkpoint elsewhere starts a new folder that records where it came from.
-    """
-    if cfg.get("resume_from_checkpoint") is not None:
-        ckpt = str(cfg.resume_from_checkpoint)
-        del cfg.resume_from_checkpoint
-        if not Path(ckpt).is_file():
-            raise FileNotFoundError(f"resume_from_checkpoint: no file {ckpt}")
-        run_id = None
-    else:
-        if not cfg.auto_resume.enabled:
-            return ResumePoint()
-        with _resume_keys(EXTRA_RESUME_KEYS):
-            found, run_id = AutoResumer(checkpoint_dir=run_dir,
-                                        max_hours=cfg.auto_resume.max_hours).find_checkpoint(cfg)
-        if found is None:
-            return ResumePoint()
-        ckpt = loadable_checkpoint(found)
-        if ckpt is None:
-            return ResumePoint()
-    folder = Path(ckpt).resolve().parent
-    same = folder.parent == Path(run_dir).resolve() and (folder / "args.json").is_file()
-    epoch, step = _checkpoint_progress(ckpt)
-    return ResumePoint(ckpt, run_id, folder if same else None, _is_finished(cfg, epoch, step),
-                       epoch)
-
-
-class RunCheckpointer(Checkpointer):
-    """solo-learn's Checkpointer that, continuing a run in its folder, treats the checkpoint
-    it resumed from as its previous one: replaced by the next save unless keep_prev."""
-
-    def __init__(self, *args: Any, resumed_from: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.resumed_from = resumed_from
-
-    def on_train_start(self, trainer: Trainer, pl_module: Any) -> None:
-        super().on_train_start(trainer, pl_module)
-        if self.resumed_from and Path(self.resumed_from).resolve().parent == Path(
-                self.path).resolve():
-            self.last_ckpt = Path(self.resumed_from)
-
-
 def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
-                  extra_callbacks: Sequence[Callback] = ()) -> Trainer:
+                  extra_callbacks: Sequence[Callback] = (), command: str = "pretrain"
+                  ) -> Trainer:
     """A Trainer from cfg's Trainer keys, with solo-learn's Checkpointer, a logger (wandb if
-    enabled, else :class:`RunCSVLogger` in the run folder), ThroughputMonitor and, when the
-    progress bar is on, :class:`MethodProgressBar`."""
+    enabled, else :class:`RunCSVLogger` in the run folder), ThroughputMonitor, :class:`RunReport`
+    and, when the progress bar is on, :class:`MethodProgressBar`."""
     callbacks: list[Callback] = [ThroughputMonitor(), *extra_callbacks]
+    strategy = str(cfg.get("strategy") or "auto")
+    callbacks += [RunReport(command, strategy), RankSeed(int(cfg.get("seed") or 0))]
     if cfg.get("enable_progress_bar", True):
         callbacks.append(MethodProgressBar(cfg.get("method")))
     if cfg.checkpoint.enabled:
@@ -213,11 +119,58 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     container = OmegaConf.to_container(cfg)
     valid = inspect.signature(Trainer.__init__).parameters
     kwargs = {k: container[k] for k in valid if k in container}
-    strategy = cfg.get("strategy") or "auto"
+    if "sync_batchnorm" in kwargs:
+        kwargs["sync_batchnorm"] = _sync_batchnorm(cfg, command)
     kwargs.update(logger=logger, callbacks=callbacks, enable_checkpointing=False,
                   strategy=DDPStrategy(find_unused_parameters=False) if strategy == "ddp"
                   else strategy)
     return Trainer(**kwargs)
+
+
+def _sync_batchnorm(cfg: DictConfig, command: str) -> bool:
+    """cfg.sync_batchnorm, off on CPU (torch's SyncBatchNorm refuses CPU tensors), saying so
+    when several processes run."""
+    if not cfg.get("sync_batchnorm"):
+        return False
+    accelerator = str(cfg.get("accelerator") or "auto")
+    if accelerator != "cpu" and (accelerator != "auto" or torch.cuda.is_available()):
+        return True
+    devices = cfg.get("devices")
+    several = (int(cfg.get("num_nodes") or 1) > 1
+               or (str(devices).isdigit() and int(str(devices)) > 1)
+               or (not isinstance(devices, (str, int)) and len(devices) > 1))
+    if several and rank_zero_only.rank == 0:
+        _say(command, "sync_batchnorm=True switched off: torch's SyncBatchNorm runs on GPUs "
+                      "only; on CPU each process normalises over its own batch")
+    return False
+
+
+def processes_line(trainer: Trainer, requested: str = "auto") -> str:
+    """How the run is spread: processes, devices per node, nodes, the strategy asked for (and
+    Lightning's class for it), accelerator."""
+    strategy = f"{requested} ({type(trainer.strategy).__name__})"
+    accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
+    return (f"{trainer.world_size} process{'es' if trainer.world_size != 1 else ''} "
+            f"({trainer.num_devices} {accelerator} device(s) per node x {trainer.num_nodes} "
+            f"node(s), strategy {strategy})")
+
+
+class RunReport(Callback):
+    """Prints, from global rank 0 only, how many processes and devices train (once they are
+    all up) and, when fit ends, the run's summary (:func:`summary_of`). Printed in the training
+    process, so that a ``ddp_spawn`` / ``ddp_fork`` run reports its rank 0's state, not the
+    launching process's."""
+
+    def __init__(self, command: str, strategy: str = "auto") -> None:
+        self.command, self.strategy = command, strategy
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if trainer.is_global_zero and stage == "fit":
+            _say(self.command, f"training on {processes_line(trainer, self.strategy)}")
+
+    def on_fit_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if trainer.is_global_zero:
+            print(summary_of(self.command, trainer), flush=True)
 
 
 def _say(command: str, message: str) -> None:
@@ -226,10 +179,12 @@ def _say(command: str, message: str) -> None:
 
 def fit(cfg: DictConfig, model: Any, data: dict[str, Any], run_dir: str,
         extra_callbacks: Sequence[Callback] = (), command: str = "pretrain") -> Trainer | None:
-    """Resume if a matching checkpoint exists, build the Trainer, fit, print the summary.
+    """Resume if a matching checkpoint exists, build the Trainer, fit (:class:`RunReport`
+    prints the summary).
 
     Returns:
-        The fitted Trainer, or None when the matching run was already finished (it says so
+        The fitted Trainer (under ``ddp_spawn`` / ``ddp_fork`` the launching process's, which
+        has not trained), or None when the matching run was already finished (it says so
         and creates nothing).
     """
     resume = find_resume_checkpoint(cfg, run_dir)
@@ -246,16 +201,28 @@ def fit(cfg: DictConfig, model: Any, data: dict[str, Any], run_dir: str,
     elif resume.checkpoint:
         _say(command, f"resuming from {resume.checkpoint} in a new run folder under "
                       f"{run_dir} (the checkpoint is not in one of its run folders)")
-    trainer = build_trainer(cfg, run_dir, resume, extra_callbacks)
+    trainer = build_trainer(cfg, run_dir, resume, extra_callbacks, command)
     if resume.checkpoint and resume.folder is None and trainer.is_global_zero:
         log_dir = Path(trainer.logger.log_dir) if isinstance(trainer.logger, CSVLogger) else None
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / "resumed_from.txt").write_text(f"{Path(resume.checkpoint).resolve()}\n")
     trainer.fit(model, ckpt_path=resume.checkpoint, **data)
-    if trainer.is_global_zero:
-        print(summary_of(command, trainer), flush=True)
+    _wait_for_ranks(trainer, command)
     return trainer
+
+
+def _wait_for_ranks(trainer: Trainer, command: str) -> None:
+    """Waits for the further ranks that Lightning's ``ddp`` launcher started as processes of
+    their own (it does not wait for them), so that the command ends with the whole run and
+    no rank is left behind; exits 1 if one failed."""
+    procs = getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []
+    failed = [f"pid {p.pid} exit {code}" for p in procs
+              if isinstance(p, subprocess.Popen) and (code := p.wait()) != 0]
+    if failed:
+        print(f"cvr-solo {command}: error: a rank failed ({', '.join(failed)})",
+              file=sys.stderr, flush=True)
+        raise SystemExit(1)
 
 
 def summary_of(command: str, trainer: Trainer) -> str:

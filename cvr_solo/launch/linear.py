@@ -28,6 +28,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    parse_with_device_count,
 )
 from cvr_solo.launch.loaders import classification_loaders
 
@@ -131,7 +132,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     validate_linear_cfg(cfg)
     check_data(cfg, "linear")
     check_pretrain_method(cfg)
-    cfg = parse_cfg(cfg)
+    cfg = parse_with_device_count(parse_cfg, cfg)
     seed_everything(cfg.seed)
     backbone = load_backbone(cfg)
     mixup_func = None

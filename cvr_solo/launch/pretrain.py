@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch import Callback, LightningDataModule, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
@@ -24,6 +24,7 @@ from cvr_solo.launch.common import (
     dali_module,
     fit,
     hydra_entry,
+    parse_with_device_count,
     switch_off_unbuildable_knn,
 )
 from cvr_solo.launch.diagnostics import diagnostics_callback
@@ -32,7 +33,8 @@ from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.registry import register
 
 
-def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
+def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:
+    """solo-learn's pretraining loader (torchvision) and the validation loader (or None)."""
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
         NCropAugmentation,
@@ -50,20 +52,7 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
             cfg, aug.crop_size, aug.get("mean", IMAGENET_DEFAULT_MEAN),
             aug.get("std", IMAGENET_DEFAULT_STD))
     if cfg.data.format == "dali":
-        dali = dali_module()
-        pipelines = [NCropAugmentation(dali.build_transform_pipeline_dali(
-            cfg.data.dataset, aug, dali_device=cfg.dali.device), aug.num_crops)
-            for aug in cfg.augmentations]
-        datamodule = dali.PretrainDALIDataModule(
-            dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
-            transforms=FullTransformPipeline(pipelines),
-            num_large_crops=cfg.data.num_large_crops, num_small_crops=cfg.data.num_small_crops,
-            num_workers=cfg.data.num_workers, batch_size=cfg.optimizer.batch_size,
-            no_labels=cfg.data.no_labels, data_fraction=cfg.data.fraction,
-            dali_device=cfg.dali.device,
-            encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels)
-        datamodule.val_dataloader = lambda: val_loader
-        return {"datamodule": datamodule}
+        return None, val_loader
     pipelines = [NCropAugmentation(build_transform_pipeline(cfg.data.dataset, aug),
                                    aug.num_crops) for aug in cfg.augmentations]
     train_ds = prepare_datasets(cfg.data.dataset, FullTransformPipeline(pipelines),
@@ -73,7 +62,56 @@ def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
     check_images_on_read(train_ds, "data.train_path")
     train_loader = prepare_dataloader(train_ds, batch_size=cfg.optimizer.batch_size,
                                       num_workers=cfg.data.num_workers)
-    return {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
+    return train_loader, val_loader
+
+
+class PretrainData(LightningDataModule):
+    """The torchvision pretraining data of ``cfg``, built in each process when Lightning asks.
+
+    solo-learn's datasets are local classes that do not pickle, so loaders built up front
+    cannot travel to ``ddp_spawn`` ranks; this module carries only the config.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._loaders: tuple[Any, Any] | None = None
+
+    def _built(self) -> tuple[Any, Any]:
+        if self._loaders is None:
+            self._loaders = _pretrain_loaders(self.cfg)
+        return self._loaders
+
+    def train_dataloader(self) -> Any:
+        return self._built()[0]
+
+    def val_dataloader(self) -> Any:
+        return self._built()[1] or []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_loaders": None}
+
+
+def _pretrain_data(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.data.format != "dali":
+        return {"datamodule": PretrainData(cfg)}
+    from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
+
+    _, val_loader = _pretrain_loaders(cfg)
+    dali = dali_module()
+    pipelines = [NCropAugmentation(dali.build_transform_pipeline_dali(
+        cfg.data.dataset, aug, dali_device=cfg.dali.device), aug.num_crops)
+        for aug in cfg.augmentations]
+    datamodule = dali.PretrainDALIDataModule(
+        dataset=cfg.data.dataset, train_data_path=cfg.data.train_path,
+        transforms=FullTransformPipeline(pipelines),
+        num_large_crops=cfg.data.num_large_crops, num_small_crops=cfg.data.num_small_crops,
+        num_workers=cfg.data.num_workers, batch_size=cfg.optimizer.batch_size,
+        no_labels=cfg.data.no_labels, data_fraction=cfg.data.fraction,
+        dali_device=cfg.dali.device,
+        encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels)
+    datamodule.val_dataloader = lambda: val_loader
+    return {"datamodule": datamodule}
 
 
 def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
@@ -92,7 +130,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
         raise ConfigError(f"method must be one of {', '.join(sorted(METHODS))}, got "
                           f"{cfg.method!r}")
     check_data(cfg, "pretrain")
-    cfg = parse_cfg(cfg)
+    cfg = parse_with_device_count(parse_cfg, cfg)
     switch_off_unbuildable_knn(cfg, "pretrain")
     seed_everything(cfg.seed)
     model = METHODS[cfg.method](cfg)

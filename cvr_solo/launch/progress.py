@@ -64,19 +64,37 @@ def _value(metrics: Mapping[str, Any], key: str) -> float | None:
 
 class MethodProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar showing the method's loss and, for C-variants, the CEB terms
-    (:func:`bar_items`) from ``trainer.callback_metrics``, instead of ``v_num``."""
+    (:func:`bar_items`) from ``trainer.callback_metrics``, instead of ``v_num``.
+
+    Reading a metric copies it to the host (a device sync), so during training the values are
+    read only on Lightning's logging steps (every ``log_every_n_steps``) and at epoch ends;
+    between them the bar advances with the values last read.
+    """
 
     def __init__(self, method: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.items = bar_items(method)
+        self._shown: dict[str, int | str | float | dict[str, float]] | None = None
+        self._read = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._read = trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        try:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        finally:
+            self._read = True
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule
                     ) -> dict[str, int | str | float | dict[str, float]]:
+        if not self._read:
+            return self._shown or {}
         shown: dict[str, int | str | float | dict[str, float]] = {}
         for key, label in self.items:
             v = _value(trainer.callback_metrics, key)
             if v is not None:
                 shown[label] = f"{v:.4g}"
+        self._shown = shown
         return shown
 
 

@@ -151,7 +151,7 @@ def _fake_run(root: Path, name: str, args: dict) -> Path:
 def test_resume_matching_includes_the_keys_that_change_the_result(tmp_path, key, value):
     from omegaconf import OmegaConf
 
-    from cvr_solo.launch.common import find_resume_checkpoint
+    from cvr_solo.launch.resume import find_resume_checkpoint
 
     base = {"name": "linear", "backbone": {"name": "resnet18"}, "method": None,
             "data": {"dataset": "custom", "val_path": "/v"}, "max_epochs": 3,

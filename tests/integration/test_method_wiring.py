@@ -241,7 +241,7 @@ def test_linear_loader_refuses_a_backbone_missing_a_tensor(tmp_path):
 def test_a_truncated_checkpoint_is_skipped_for_the_newest_readable_one(tmp_path):
     import os
 
-    from cvr_solo.launch.common import loadable_checkpoint
+    from cvr_solo.launch.resume import loadable_checkpoint
 
     good, older, bad = tmp_path / "ep=1.ckpt", tmp_path / "ep=0.ckpt", tmp_path / "ep=2.ckpt"
     torch.save({"epoch": 0}, older)
