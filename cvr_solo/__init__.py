@@ -20,9 +20,10 @@ __version__ = "0.1.0"
 _CEB_NAMES = (
     "BETA_SCHEDULES", "B_VIEWS", "FAILURE_BOUND", "CBYOLLossOutput", "CSimCLRLossOutput",
     "VonMisesFisher", "beta_at", "c_byol_loss", "c_simclr_loss", "embedding_distance_from_kl",
-    "lipschitz_lower_bound", "log_bessel_iv", "log_normalizer", "mean_resultant_length",
-    "residual_floor", "residual_information", "sampler_failures", "vmf_kl", "vmf_rsample",
-    "wood_acceptance", "wood_plan",
+    "held_back_beta", "lipschitz_lower_bound", "log_bessel_iv", "log_normalizer",
+    "mean_resultant_length", "pair_distances", "residual_floor", "residual_information",
+    "sampler_failures", "shrink_threshold", "vmf_kl", "vmf_rsample", "wood_acceptance",
+    "wood_plan",
 )
 __all__ = [*_CEB_NAMES, "__version__", "register"]
 
