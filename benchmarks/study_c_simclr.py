@@ -46,7 +46,8 @@ def _cfg(args: argparse.Namespace) -> Any:
     over = [f"data.train_path={args.data}/train", "data.val_path=null",
             f"optimizer.batch_size={args.batch_size}", "accelerator=cpu", "devices='1'",
             "precision=bf16-mixed", f"data.num_workers={args.workers}",
-            "checkpoint.enabled=False", "auto_resume.enabled=False",
+            "checkpoint.enabled=False", f"checkpoint.dir={args.out}/runs",
+            "auto_resume.enabled=False",
             "+enable_progress_bar=False", f"+log_every_n_steps={args.log_every}",
             f"seed={args.seed}", *args.set]
     return compose_and_validate(CONFIG_DIR, f"{args.method}.yaml", over)

@@ -43,6 +43,8 @@ def test_study_c_simclr_keeps_the_real_lr_schedule_and_tables_its_runs(fm_data, 
     _run("benchmarks/study_c_simclr.py", "probe", "--method", "c_simclr", "--steps", "3",
          "--every", "1", "--images", "16", *common)
     files = sorted(out.glob("*.jsonl"))
+    # the run's own folder (metrics.csv) is under --out too, not in the working directory
+    assert len(list((out / "runs" / "c_simclr").glob("run-*/metrics.csv"))) == 1
     assert [f.name for f in files] == ["full-c_simclr-b8-guard0.5.jsonl",
                                        "probe-c_simclr-b8-guard0.5.jsonl"]
     full = [json.loads(x) for x in files[0].read_text().splitlines()]
