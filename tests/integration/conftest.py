@@ -8,6 +8,8 @@ import pytest
 
 from cvr_solo.solo_env import SoloLearnUnavailableError, require_solo
 
+from .helpers import fashion_mnist_folder
+
 try:
     require_solo()
     SOLO_SKIP_REASON = None
@@ -27,10 +29,4 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def fm_data(tmp_path_factory) -> Path:
     """A class-balanced Fashion-MNIST image folder: 100 train / 50 val images."""
-    from cvr_solo.data.fashion_mnist import DEFAULT_SOURCE, export_fashion_mnist
-
-    if not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
-    out = tmp_path_factory.mktemp("fashion-mnist")
-    export_fashion_mnist(out, subset=100, val_subset=50, progress=False)
-    return out
+    return fashion_mnist_folder(tmp_path_factory, "fashion-mnist", 100, 50)

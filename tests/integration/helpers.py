@@ -12,6 +12,20 @@ PRETRAIN = REPO / "scripts" / "pretrain" / "fashion-mnist"
 LINEAR = REPO / "scripts" / "linear" / "fashion-mnist"
 
 
+def fashion_mnist_folder(tmp_path_factory, name: str, subset: int, val_subset: int) -> Path:
+    """A class-balanced Fashion-MNIST image folder (train/ and val/) of the given sizes; the
+    test skips where Debian's dataset-fashion-mnist is missing."""
+    import pytest
+
+    from cvr_solo.data.fashion_mnist import DEFAULT_SOURCE, export_fashion_mnist
+
+    if not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
+    out = tmp_path_factory.mktemp(name)
+    export_fashion_mnist(out, subset=subset, val_subset=val_subset, progress=False)
+    return out
+
+
 def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str]:
     """A few CPU steps: 100 images at batch 20 = 5 steps an epoch."""
     return [f"data.train_path={data / 'train'}", f"data.val_path={data / 'val'}",

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import PRETRAIN
+from .helpers import PRETRAIN, fashion_mnist_folder
 
 STEPS = 2  # per epoch: 20 images, 2 processes x batch 4, drop_last
 SMALL = {"c_simclr": ["proj_hidden_dim=32"],
@@ -31,13 +31,7 @@ SMALL = {"c_simclr": ["proj_hidden_dim=32"],
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     """20 train / 10 val Fashion-MNIST images (2 / 1 per class)."""
-    from cvr_solo.data.fashion_mnist import DEFAULT_SOURCE, export_fashion_mnist
-
-    if not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
-    out = tmp_path_factory.mktemp("fmnist-tiny")
-    export_fashion_mnist(out, subset=20, val_subset=10, progress=False)
-    return out
+    return fashion_mnist_folder(tmp_path_factory, "fmnist-tiny", 20, 10)
 
 
 def _overrides(data: Path, ckpt: Path, method: str, strategy: str, epochs: int = 1,
