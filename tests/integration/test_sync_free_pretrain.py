@@ -22,6 +22,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from .conftest import SOLO_SKIP_REASON
+
+if SOLO_SKIP_REASON is not None:  # the module imports Lightning, which comes with solo-learn
+    pytest.skip(SOLO_SKIP_REASON, allow_module_level=True)
+
 from lightning.pytorch import Callback
 
 import cvr_solo
