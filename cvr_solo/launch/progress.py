@@ -13,13 +13,13 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 from cvr_solo.catalog import CEB_METHODS, lookup
+from cvr_solo.progress_file import PROGRESS_FILE_ENV, read_step_file, write_step_file
 
 __all__ = ["PROGRESS_FILE_ENV", "MethodProgressBar", "StepFile", "bar_items", "read_step_file",
            "run_summary", "step_file_from_env"]
 
 #: Environment variable naming a file ``cvr-solo pretrain`` keeps updated with its step: how
 #: ``cvr-solo bench``, which runs it in a child process with a log file, shows step progress.
-PROGRESS_FILE_ENV = "CVR_SOLO_PROGRESS_FILE"
 
 
 def _base(key: str) -> str:
@@ -148,9 +148,7 @@ class StepFile(pl.Callback):
             return
         total = trainer.estimated_stepping_batches
         total = int(total) if math.isfinite(total) else 0
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(f"{trainer.global_step} {total}\n")
-        os.replace(tmp, self.path)
+        write_step_file(self.path, trainer.global_step, total)
         self._last = time.monotonic()
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
@@ -165,12 +163,3 @@ def step_file_from_env() -> list[StepFile]:
     """``[StepFile(path)]`` when :data:`PROGRESS_FILE_ENV` names a file, else ``[]``."""
     path = os.environ.get(PROGRESS_FILE_ENV)
     return [StepFile(path)] if path else []
-
-
-def read_step_file(path: Path) -> tuple[int, int] | None:
-    """(step, total) from a :class:`StepFile`, None before the first write."""
-    try:
-        step, total = path.read_text().split()
-        return int(step), int(total)
-    except (OSError, ValueError):
-        return None
