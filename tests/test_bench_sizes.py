@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sizes.py"
 
 
-def test_bench_sizes_prints_a_rate_per_stem_and_size():
-    out = subprocess.run([sys.executable, "benchmarks/bench_sizes.py", "--sizes", "16,8",
-                          "--batch", "4", "--steps", "1", "--fp32"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    rows = [line.split("|")[1:-1] for line in out.stdout.splitlines()
-            if line.startswith("| small") or line.startswith("| ImageNet")]
+def test_bench_sizes_prints_a_rate_per_stem_and_size(capsys):
+    spec = importlib.util.spec_from_file_location("bench_sizes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--sizes", "16,8", "--batch", "4", "--steps", "1", "--fp32"])
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("| small", "| ImageNet"))]
     assert [(r[0].strip(), int(r[1])) for r in rows] == [("small", 16), ("small", 8),
                                                          ("ImageNet", 16)]
     assert all(float(r[2]) > 0 for r in rows)
