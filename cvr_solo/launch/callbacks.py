@@ -14,6 +14,14 @@ import numpy as np
 import torch
 
 
+def logs_this_step(trainer: pl.Trainer) -> bool:
+    """Whether Lightning writes the current training step's metrics to its loggers, the steps
+    on which it reads the logged tensors to the host anyway: its own test
+    (``should_update_logs``), the same from ``on_train_batch_start`` to ``on_train_batch_end``
+    and right under gradient accumulation, where ``global_step`` stands still."""
+    return bool(trainer._logger_connector.should_update_logs)
+
+
 class RankSeed(pl.Callback):
     """Gives each process of a multi-process run its own random streams: ``seed + global
     rank`` for torch, numpy and random, once the processes are up (before training).

@@ -13,13 +13,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 from cvr_solo.catalog import CEB_METHODS, lookup
-from cvr_solo.progress_file import PROGRESS_FILE_ENV, read_step_file, write_step_file
+from cvr_solo.launch.callbacks import logs_this_step
+from cvr_solo.progress_file import PROGRESS_FILE_ENV, write_step_file
 
-__all__ = ["PROGRESS_FILE_ENV", "MethodProgressBar", "StepFile", "bar_items", "read_step_file",
-           "run_summary", "step_file_from_env"]
-
-#: Environment variable naming a file ``cvr-solo pretrain`` keeps updated with its step: how
-#: ``cvr-solo bench``, which runs it in a child process with a log file, shows step progress.
+__all__ = ["MethodProgressBar", "StepFile", "bar_items", "run_summary", "step_file_from_env"]
 
 
 def _base(key: str) -> str:
@@ -79,7 +76,7 @@ class MethodProgressBar(TQDMProgressBar):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        self._read = trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        self._read = logs_this_step(trainer)
         try:
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         finally:
@@ -160,6 +157,7 @@ class StepFile(pl.Callback):
 
 
 def step_file_from_env() -> list[StepFile]:
-    """``[StepFile(path)]`` when :data:`PROGRESS_FILE_ENV` names a file, else ``[]``."""
+    """``[StepFile(path)]`` when :data:`cvr_solo.progress_file.PROGRESS_FILE_ENV` names a file
+    (``cvr-solo bench`` sets it for its pretraining child), else ``[]``."""
     path = os.environ.get(PROGRESS_FILE_ENV)
     return [StepFile(path)] if path else []
