@@ -164,8 +164,9 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
         from cvr_solo.config import ConfigError
         from cvr_solo.hydra_args import check_hydra_args
 
+        hydra_argv = _absolute_config_path(argv)
         try:
-            check_hydra_args(_absolute_config_path(argv))
+            check_hydra_args(hydra_argv)
         except ConfigError as err:
             print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
             return 2
@@ -173,7 +174,7 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
             from cvr_solo.launch.pretrain import main as hydra_main
         else:
             from cvr_solo.launch.linear import main as hydra_main
-        with rank_entry(command, _absolute_config_path(argv)):
+        with rank_entry(command, hydra_argv):
             hydra_main()
         return 0
 

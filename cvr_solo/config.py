@@ -257,13 +257,15 @@ def validate_pretrain_cfg(cfg: Any) -> None:
 
 
 def _check_collapse_warning(cfg: Any) -> None:
-    """The optional ``collapse_warning`` block (cvr_solo.launch.collapse): enabled (default
-    true), patience (logged steps, default 3), threshold (std of z/|z|; null: 0.05/sqrt(d))."""
+    """The optional ``collapse_warning`` block (cvr_solo.launch.collapse.collapse_callback):
+    enabled (default true), patience (logged steps), threshold (std of z/|z|); an absent or
+    null value leaves CollapseMonitor's default."""
     enabled = _get(cfg, "collapse_warning.enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"collapse_warning.enabled must be true or false, got {enabled!r}")
-    _number("collapse_warning.patience", _get(cfg, "collapse_warning.patience", 3), low=1,
-            integer=True)
+    patience = _get(cfg, "collapse_warning.patience", None)
+    if patience is not None:
+        _number("collapse_warning.patience", patience, low=1, integer=True)
     threshold = _get(cfg, "collapse_warning.threshold", None)
     if threshold is not None:
         _number("collapse_warning.threshold", threshold, low=0, inclusive=False)

@@ -28,9 +28,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from cvr_solo.launch.callbacks import logs_this_step
 from cvr_solo.representation import collapse_threshold, spread
 
-__all__ = ["DOCS", "CollapseMonitor"]
+__all__ = ["DOCS", "CollapseMonitor", "collapse_callback"]
 
 #: Where the warning sends the user.
 DOCS = "docs/usage.md#collapse"
@@ -84,15 +85,10 @@ class CollapseMonitor(pl.Callback):
             self._handle.remove()
             self._handle = None
 
-    @staticmethod
-    def _logs_this_step(trainer: pl.Trainer) -> bool:
-        """Whether Lightning writes this step's metrics (its own test, made before the step)."""
-        return bool(trainer._logger_connector.should_update_logs)
-
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         self._z.clear()
-        self._capture = self._handle is not None and self._logs_this_step(trainer)
+        self._capture = self._handle is not None and logs_this_step(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -129,3 +125,21 @@ class CollapseMonitor(pl.Callback):
         self.streak = int(state_dict.get("streak", 0))
         self.collapsed_at = state_dict.get("collapsed_at")
         self.message = state_dict.get("message")
+
+
+def collapse_callback(cfg: Any) -> CollapseMonitor | None:
+    """The monitor ``cfg.collapse_warning`` asks for: None when ``enabled`` is false, else a
+    :class:`CollapseMonitor` with the block's ``patience`` and ``threshold`` where given (its
+    own defaults otherwise; the block is checked by :func:`cvr_solo.config.validate_pretrain_cfg`).
+
+    Example:
+        >>> collapse_callback({"collapse_warning": {"enabled": False}}) is None
+        True
+        >>> collapse_callback({}).patience
+        3
+    """
+    block = dict(cfg.get("collapse_warning") or {})
+    if not block.pop("enabled", True):
+        return None
+    given = {k: block[k] for k in ("patience", "threshold") if block.get(k) is not None}
+    return CollapseMonitor(**given)

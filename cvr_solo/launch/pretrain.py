@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
 from cvr_solo.datacheck import check_data, check_images_on_read
-from cvr_solo.launch.collapse import CollapseMonitor
+from cvr_solo.launch.collapse import collapse_callback
 from cvr_solo.launch.common import (
     dali_module,
     fit,
@@ -145,13 +145,9 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     cfg, model = build_model(cfg)
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
-    diag = diagnostics_callback(cfg)
-    callbacks = [*extra_callbacks, *([diag] if diag is not None else []),
+    optional = (diagnostics_callback(cfg), collapse_callback(cfg))
+    callbacks = [*extra_callbacks, *(c for c in optional if c is not None),
                  *step_file_from_env()]
-    warn = cfg.get("collapse_warning") or {}
-    if warn.get("enabled", True):
-        callbacks.append(CollapseMonitor(patience=int(warn.get("patience", 3)),
-                                         threshold=warn.get("threshold")))
     return fit(cfg, model, data, run_dir, callbacks, command="pretrain")
 
 
