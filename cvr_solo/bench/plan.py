@@ -32,6 +32,9 @@ class Budget:
         device / precision / num_workers: where and how it runs.
         log_every: Lightning's log_every_n_steps.
         diag_every / diag_images: the diagnostics callback's period and fixed batch.
+        small_stem: the ResNet's small-image stem (3x3 stride-1 conv, no max-pool; the
+            shipped Fashion-MNIST configs) or, False, the ImageNet stem (7x7 stride-2 conv +
+            max-pool: about 5x cheaper at 32 px). Every run and the untrained reference get it.
     """
 
     subset: int | None
@@ -46,6 +49,7 @@ class Budget:
     log_every: int
     diag_every: int
     diag_images: int
+    small_stem: bool = True
 
 
 BUDGETS: dict[str, Budget] = {
@@ -56,6 +60,14 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
                     pretrain_epochs=2, batch_size=64, device="cpu", precision="bf16-mixed",
                     num_workers=1, log_every=1, diag_every=4, diag_images=128),
+    # the CPU ranking budget (issue #16; how it was sized: docs/cpu-budget-notes.md): the
+    # ImageNet stem at 32 px (about 5x cheaper per view than the small stem) in fp32 (faster
+    # than bf16 for this stem), 10k images x 8 epochs = 624 steps at batch 128 with the
+    # warm-up cosine of the whole run; kNN bank and probe on the same 10k, all 10k val images
+    "cpu": Budget(subset=10000, val_subset=None, corruption_subset=1000, severities=(3,),
+                  pretrain_epochs=8, batch_size=128, device="cpu", precision="32",
+                  num_workers=1, log_every=10, diag_every=52, diag_images=256,
+                  small_stem=False),
     # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
     # out in docs/benchmarks.md): all 60k/10k images, bf16 mixed precision
     "gpu": Budget(subset=None, val_subset=None, corruption_subset=2000,
@@ -179,7 +191,7 @@ class Raw(str):
 
 def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequence[int],
               budget: Budget, out: Path, data: Path, augmentations: str = "asymmetric",
-              dali: bool = False) -> list[RunSpec]:
+              dali: bool = False, keep_checkpoints: bool = False) -> list[RunSpec]:
     """Every (method, seed) run, seed after seed so that an interrupted benchmark leaves
     whole seeds.
 
@@ -191,6 +203,8 @@ def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequ
         data: the image folder with train/ and val/.
         augmentations: an augmentation config of every method, or 'native'.
         dali: read the training images with NVIDIA DALI.
+        keep_checkpoints: keep every epoch's checkpoint (``checkpoint.keep_prev``), e.g. for
+            benchmarks/frontier.py; by default only the last one is kept.
 
     Returns:
         The run specs.
@@ -202,7 +216,7 @@ def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequ
         [('byol', 5, 5), ('byol', 6, 6)]
     """
     accel = "cpu" if budget.device == "cpu" else "gpu"
-    warmup = min(10, budget.pretrain_epochs // 10)
+    warmup = min(10, round(budget.pretrain_epochs / 10))  # a tenth of the run, at most 10
     specs = []
     for seed in seeds:
         train = data / "train" if budget.subset is None else out / "data" / f"seed-{seed}"
@@ -220,7 +234,10 @@ def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequ
                 "++diagnostics.enabled": True, "++diagnostics.every_n_steps": budget.diag_every,
                 "++diagnostics.num_images": budget.diag_images,
                 "++diagnostics.data_path": data / "val", "++diagnostics.seed": 0,
+                "++backbone.kwargs.small_stem": budget.small_stem,
             }
+            if keep_checkpoints:
+                over["++checkpoint.keep_prev"] = True
             if dali:
                 over["data.format"] = "dali"
             if augmentations != "native":

@@ -67,7 +67,8 @@ def describe_budget(name: str) -> str:
         return f"all {what}" if n is None else f"{n} {what}"
 
     return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
-            f"pretraining epochs at batch {b.batch_size}, {b.device} ({b.precision}); probe and "
+            f"pretraining epochs at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'}"
+            f" stem, {b.device} ({b.precision}); probe and "
             f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
             f"{count(b.corruption_subset, 'validation images')} at severities "
             f"{','.join(map(str, b.severities))}")
@@ -101,14 +102,24 @@ def _parser() -> argparse.ArgumentParser:
                         help="augmentation config every method uses (asymmetric | symmetric), "
                              "or 'native' for each baseline's published choice")
     for f in dataclasses.fields(Budget):
-        kind = {"device": str, "precision": str, "severities": str}.get(
+        kind = {"device": str, "precision": str, "severities": str, "small_stem": _flag}.get(
             f.name, _count if "subset" in f.name else int)
         parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
                             help=f"override the budget's {f.name}" + (
                                 " (comma-separated)" if f.name == "severities" else
                                 " ('all' for every image)" if "subset" in f.name else ""))
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="keep every epoch's checkpoint, not only the last (for "
+                             "benchmarks/frontier.py: accuracy against steps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def _flag(text: str) -> bool:
+    """'true' or 'false' (any case)."""
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"true or false, got {text!r}")
+    return text.lower() == "true"
 
 
 def _count(text: str) -> int:
@@ -204,7 +215,8 @@ def _bench(args: argparse.Namespace) -> int:
     dali = budget.device != "cpu" and importlib.util.find_spec("nvidia.dali") is not None
     out = args.out
     config_dir = args.config_path or shipped_config_dir("pretrain", "fashion-mnist")
-    specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali)
+    specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali,
+                      args.keep_checkpoints)
     check_runs(config_dir, specs)  # before anything is written or trained
     out.mkdir(parents=True, exist_ok=True)
     header = _header(args, budget)
@@ -274,6 +286,10 @@ def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, An
     write_markdown(results, out / "report.md", report_header(header), figs, reference or {})
 
 
+def _stem(h: dict[str, Any]) -> str:
+    return "small-image (3x3, stride 1)" if h.get("small_stem", True) else "ImageNet (7x7/2 + pool)"
+
+
 def report_header(h: dict[str, Any]) -> str:
     """The report's first lines: budget, data, evaluation sizes, machine, command."""
     sev = ",".join(map(str, h.get("severities") or ()))
@@ -282,7 +298,8 @@ def report_header(h: dict[str, Any]) -> str:
         f"Budget `{h['budget']}`: {h['pretrain_epochs']} pretraining epochs at batch "
         f"{h['batch_size']} on {h['subset'] or 'all'} class-balanced train images per seed "
         f"(seeds {h['seeds']}; the seed draws the subset, the initialisation and the "
-        f"augmentation), augmentations `{h['augmentations']}`, device {h['device']} "
+        f"augmentation), ResNet {_stem(h)} stem, augmentations `{h['augmentations']}`, "
+        f"device {h['device']} "
         f"(precision {h['precision']}). Evaluation: kNN (k=20, cosine, T=0.07) and a linear "
         f"probe (L-BFGS logistic regression) on frozen backbone features, on "
         f"{h['val_subset'] or 'all'} validation images; the corruption suite on a fixed "

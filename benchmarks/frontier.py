@@ -1,0 +1,117 @@
+"""Steps against accuracy over the untrained backbone: every epoch checkpoint of a bench run.
+
+    python benchmarks/frontier.py OUT [--val-subset N] [--every K] [--jsonl F]
+
+``OUT`` is a ``cvr-solo bench`` output folder (its runs, reference.json and train subsets).
+For every run under ``OUT/runs`` and every K-th epoch checkpoint (and the last), the frozen
+backbone is evaluated as the benchmark evaluates it (:mod:`cvr_solo.bench.evaluate`: weighted
+kNN, k=20, T=0.07, and the L-BFGS probe, both on the run's train images and on the validation
+images), without the corruption suite. Printed: one row per checkpoint with the optimiser steps
+so far and kNN / probe minus the untrained backbone's (reference.json).
+
+A checkpoint inside a run is *not* the end of a shorter run: its lr has not decayed, so the
+accuracy of a run that ends at that step under its own cosine schedule is usually higher. The
+rows are a lower bound on the frontier (issue #16: docs/cpu-budget-notes.md says how they were
+used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    found: dict[int, Path] = {}
+    for p in sorted((run_dir / "pretrain").rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
+        m = re.search(r"-ep=(\d+)\.ckpt$", p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return sorted(found.items())
+
+
+def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[dict[str, Any]]:
+    """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
+    gains over the untrained backbone of ``out/reference.json``."""
+    import torch
+
+    from cvr_solo.bench.evaluate import (
+        ImageSet,
+        balanced_indices,
+        features,
+        knn_accuracy,
+        load_backbone,
+        load_image_folder,
+        probe_accuracy,
+        train_probe,
+    )
+
+    header = json.loads((out / "results.json").read_text())["header"] if (
+        out / "results.json").is_file() else {}
+    ref = json.loads((out / "reference.json").read_text())
+    untrained = next(v for k, v in ref["rows"].items() if "untrained" in k)
+    data = Path(ref["key"]["data"])
+    val = load_image_folder(data / "val")
+    idx = balanced_indices(val.labels, val_subset, seed=0)
+    val = ImageSet(val.images[idx], val.labels[idx])
+    precision = ref["key"]["precision"]
+    rows: list[dict[str, Any]] = []
+    trains: dict[str, Any] = {}
+    for run_dir in sorted((out / "runs").glob("*/seed-*")):
+        ckpts = _checkpoints(run_dir)
+        if not ckpts:
+            continue
+        args = json.loads((ckpts[-1][1].parent / "args.json").read_text())
+        train_dir = args["data"]["train_path"]
+        if train_dir not in trains:
+            trains[train_dir] = load_image_folder(train_dir)
+        train = trains[train_dir]
+        steps_per_epoch = len(train.labels) // int(args["optimizer"]["batch_size"])
+        aug = args["augmentations"][0]
+        last = ckpts[-1][0]
+        for epoch, path in ckpts:
+            if (epoch + 1) % every and epoch != last:
+                continue
+            bb = load_backbone(args, path).to(memory_format=torch.channels_last)
+            f_tr = features(bb, train.images, aug["mean"], aug["std"], torch.device("cpu"),
+                            precision=precision)
+            f_va = features(bb, val.images, aug["mean"], aug["std"], torch.device("cpu"),
+                            precision=precision)
+            knn = knn_accuracy(f_tr, train.labels, f_va, val.labels)
+            probe = probe_accuracy(train_probe(f_tr, train.labels), f_va, val.labels)
+            row = {"label": run_dir.parent.name, "seed": int(run_dir.name.split("-")[1]),
+                   "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch,
+                   "knn": knn, "probe": probe, "knn_gain": knn - untrained["knn_acc1"],
+                   "probe_gain": probe - untrained["clean"],
+                   "budget": header.get("budget"), "epochs": header.get("pretrain_epochs")}
+            rows.append(row)
+            print(f"{row['label']:>14} seed {row['seed']} epoch {row['epoch']:>3} "
+                  f"steps {row['steps']:>5}: kNN {knn:6.2f} ({row['knn_gain']:+6.2f})  "
+                  f"probe {probe:6.2f} ({row['probe_gain']:+6.2f})", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="a cvr-solo bench output folder")
+    parser.add_argument("--val-subset", type=int, default=None,
+                        help="class-balanced validation images (default: all)")
+    parser.add_argument("--every", type=int, default=1, help="every K-th epoch (and the last)")
+    parser.add_argument("--jsonl", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if not (args.out / "reference.json").is_file():
+        print(f"frontier: {args.out}/reference.json missing: run cvr-solo bench there first",
+              file=sys.stderr)
+        return 2
+    rows = evaluate_checkpoints(args.out, args.val_subset, args.every)
+    if args.jsonl:
+        args.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
