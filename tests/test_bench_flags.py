@@ -97,6 +97,38 @@ def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
     assert secs["attempts"] == 2 and 30.0 <= secs["wall"] < 35 and 20.0 <= secs["cpu"] < 25
 
 
+def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path, monkeypatch):
+    """A relaunch (another session, checkpoints deleted to save disk) reuses result.json
+    and reference.json: nothing trains, the report is rewritten."""
+    from cvr_solo.bench import run, stages
+    from cvr_solo.bench.plan import BUDGETS, parse_methods, plan_runs
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("a finished run was pretrained again")
+
+    monkeypatch.setattr(stages, "run_cli", must_not_run)
+    monkeypatch.setattr(stages.SubsetStage, "run", must_not_run)
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        (data / split).mkdir(parents=True)
+    out = tmp_path / "out"
+    specs = plan_runs(parse_methods("simclr,c_simclr"), [5], BUDGETS["cpu"], out, data)
+    args = {"backbone": {"name": "resnet18", "kwargs": {"small_stem": False}},
+            "augmentations": [{"mean": [0.2] * 3, "std": [0.3] * 3}]}
+    for spec in specs:
+        spec.run_dir.mkdir(parents=True)
+        r = next(r for r in RESULTS if r["label"] == spec.label and r["seed"] == 5)
+        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt"),
+             "run_args": args}
+        spec.run_dir.joinpath("result.json").write_text(json.dumps(r))
+    ctx = stages.Context(BUDGETS["cpu"], out, data, tmp_path)
+    ref = stages.ReferenceStage(ctx, args)
+    ref.path.write_text(json.dumps({"key": ref.key(), "rows": REFERENCE}))
+    assert run.main(["--data", str(data), "--out", str(out), "--budget", "cpu",
+                     "--methods", "simclr,c_simclr", "--no-progress"]) == 0
+    assert "c_simclr - simclr" in (out / "report.md").read_text()
+
+
 def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
     """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
     import sys

@@ -83,6 +83,54 @@ def test_budgets():
     assert all(b.val_subset is None for b in BUDGETS.values())  # the full validation split
 
 
+def test_cpu_budget_plan_gives_every_run_the_same_sizes_and_only_its_method_differs():
+    """The CPU ranking budget (issue #16): every run of a seed gets the same size knobs
+    (ImageNet stem, 32 px crops of the shipped augmentations, epochs, batch, subset, fp32) and
+    the same schedule; a run's overrides differ from another's only in its name and folder."""
+    cpu = BUDGETS["cpu"]
+    assert (cpu.device, cpu.precision, cpu.small_stem, cpu.val_subset) == ("cpu", "32", False,
+                                                                         None)
+    specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5, 6], cpu,
+                      Path("o"), Path("d"))
+    assert len(specs) == 10 and [s.seed for s in specs] == [5] * 5 + [6] * 5
+    shared = {"name", "checkpoint.dir"}
+    for seed in (5, 6):
+        runs = [s for s in specs if s.seed == seed]
+        first = {k: v for k, v in runs[0].overrides.items() if k not in shared}
+        for s in runs:
+            assert {k: v for k, v in s.overrides.items() if k not in shared} == first
+            assert s.train_dir == Path(f"o/data/seed-{seed}")
+    o = specs[0].overrides
+    assert o["++backbone.kwargs.small_stem"] is False and o["max_epochs"] == cpu.pretrain_epochs
+    assert o["optimizer.batch_size"] == cpu.batch_size and o["precision"] == "32"
+    assert o["++scheduler.warmup_epochs"] == 1  # a tenth of the 8 epochs, rounded
+    assert "++checkpoint.keep_prev" not in o
+    assert [s.config for s in specs[:5]] == ["simclr.yaml", "c_simclr.yaml", "byol.yaml",
+                                             "c_byol.yaml", "barlow.yaml"]
+    kept = plan_runs(parse_methods("simclr"), [5], cpu, Path("o"), Path("d"),
+                     keep_checkpoints=True)
+    assert kept[0].overrides["++checkpoint.keep_prev"] is True
+
+
+@pytest.mark.parametrize("epochs, warmup", [(2, 0), (8, 1), (10, 1), (25, 2), (100, 10),
+                                            (400, 10)])
+def test_warmup_is_a_rounded_tenth_of_the_run_at_most_ten_epochs(epochs, warmup):
+    import dataclasses
+
+    budget = dataclasses.replace(BUDGETS["cpu"], pretrain_epochs=epochs)
+    spec = plan_runs(parse_methods("byol"), [5], budget, Path("o"), Path("d"))[0]
+    assert spec.overrides["++scheduler.warmup_epochs"] == warmup
+
+
+def test_cpu_budget_overrides_compose_and_validate_for_every_method(tmp_path):
+    from cvr_solo.bench.run import check_runs
+    from cvr_solo.config import shipped_config_dir
+
+    specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5],
+                      BUDGETS["cpu"], tmp_path, tmp_path, keep_checkpoints=True)
+    check_runs(shipped_config_dir("pretrain", "fashion-mnist"), specs)
+
+
 def test_mean_std_and_t_interval_against_hand_numbers():
     assert mean_std([2.0, 4.0, 9.0]) == pytest.approx((5.0, math.sqrt(13), 3))
     m, sd, n = mean_std([1.5])
@@ -208,6 +256,18 @@ def test_smoke_budget_precision_follows_the_cpu(monkeypatch, capsys, native, giv
     assert run._budget(run._parser().parse_args(argv)).precision == expected
     warned = "no native bf16" in capsys.readouterr().err
     assert warned == (not native and given is None)
+
+
+def test_the_stem_is_a_budget_knob_on_the_command_line(capsys):
+    import cvr_solo.bench.run as run
+
+    parse = run._parser().parse_args
+    base = ["--data", "d", "--out", "o", "--budget", "cpu"]
+    assert run._budget(parse(base)).small_stem is False
+    assert run._budget(parse([*base, "--small-stem", "True"])).small_stem is True
+    with pytest.raises(SystemExit):
+        parse([*base, "--small-stem", "yes"])
+    assert "argument --small-stem: true or false, got 'yes'" in capsys.readouterr().err
 
 
 def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):

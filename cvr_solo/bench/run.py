@@ -48,6 +48,7 @@ from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's pub
     SubsetStage,
     balanced_subset,
     cost_and_curves,
+    reference_args,
 )
 
 #: header keys that must match for an --out's finished runs to be reused
@@ -184,6 +185,7 @@ def _check_reuse(out: Path, header: dict[str, Any]) -> None:
     if previous.is_file():  # finished runs are reused: only under the very same settings
         old = json.loads(previous.read_text())
         old["severities"] = tuple(old.get("severities") or ())
+        old.setdefault("small_stem", True)  # before the stem was a budget knob
         changed = [k for k in _FIXED if old.get(k) != header[k]]
         if changed:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in changed)
@@ -230,9 +232,10 @@ def _bench(args: argparse.Namespace) -> int:
         name = f"{spec.label} seed {spec.seed}"
         stages = [SubsetStage(ctx, spec.seed, spec.train_dir), PretrainStage(ctx, spec),
                   EvaluateStage(ctx, spec)]
-        if stages[-1].done():
+        finished = stages[-1].done()  # its result stands, even with its checkpoints gone
+        if finished:
             bar.set_postfix_str(f"{name}: done, skipped")
-        for stage in stages:
+        for stage in [] if finished else stages:
             if not stage.done():
                 what = f"{name}: {type(stage).__name__[:-5].lower()}"
                 bar.set_postfix_str(what)
@@ -241,8 +244,8 @@ def _bench(args: argparse.Namespace) -> int:
                 stage.run()
         results.append(stages[-1].result())
         if not reference:
-            ckpt = Path(results[-1]["pretrain_checkpoint"])
-            ref = ReferenceStage(ctx, json.loads((ckpt.parent / "args.json").read_text()))
+            ref = ReferenceStage(ctx, results[-1].get("run_args") or reference_args(
+                Path(results[-1]["pretrain_checkpoint"]).parent / "args.json"))
             if not ref.done():
                 bar.set_postfix_str("reference rows")
                 ref.run()

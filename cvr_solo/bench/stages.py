@@ -251,8 +251,17 @@ class EvaluateStage:
                   "pretrain_attempts": pre.get("attempts", 1),
                   "evaluate_seconds": time.time() - t0,
                   "evaluate_cpu_seconds": time.process_time() - cpu0, **ev, "cost": cost,
-                  "curves": curves}
+                  "curves": curves, "run_args": reference_args(ckpt.parent / "args.json")}
         self.result_file.write_text(json.dumps(result, indent=1))
+
+
+def reference_args(args_json: Path) -> dict[str, Any]:
+    """What the reference rows need of a run's args.json (its backbone and the mean/std of
+    its first crop), kept in result.json so that a finished run needs no checkpoint folder."""
+    args = json.loads(args_json.read_text())
+    aug = args["augmentations"][0]
+    return {"backbone": args["backbone"],
+            "augmentations": [{"mean": aug["mean"], "std": aug["std"]}]}
 
 
 @dataclass
