@@ -74,8 +74,9 @@ def test_plan_keeps_the_failure_chance_below_the_bound(n, d, kappa):
     (1024.0, [(3, 25, 18), (3, 51, 18), (3, 128, 18), (3, 215, 18)]),
     (16384.0, [(4, 18, 19), (3, 67, 20), (3, 178, 20), (3, 307, 20)])])
 def test_plans_are_the_documented_ones(kappa, plans):
-    """The (k1, m, k2) table of docs/benchmarks.md, section 7 (d = 256; n = 256, 1024, 4096,
-    8192): a bound that is safe but looser (more proposals, a larger pool) fails here."""
+    """The (k1, m, k2) table of docs/faithfulness.md, "The vMF sampler" (d = 256; n = 256,
+    1024, 4096, 8192): a bound that is safe but looser (more proposals, a larger pool) fails
+    here."""
     assert [wood_plan(n, 256, kappa) for n in (256, 1024, 4096, 8192)] == plans
 
 

@@ -54,9 +54,9 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     # a pipeline check on CPU: 3 seeds x 6 runs in about 30 min on 2 idle cores with native
-    # bf16 (measured: docs/benchmarks.md, section 3); bf16 like the GPU budgets, fp32 (about
-    # 2.5x slower) on a CPU without it. The pretraining is short; probe and kNN still see all
-    # 10k validation images
+    # bf16 (measured: docs/benchmarks.md, "Smoke budget, 3 seeds"); bf16 like the GPU
+    # budgets, fp32 (about 2.5x slower) on a CPU without it. The pretraining is short; probe
+    # and kNN still see all 10k validation images
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
                     pretrain_epochs=2, batch_size=64, device="cpu", precision="bf16-mixed",
                     num_workers=1, log_every=1, diag_every=4, diag_images=128),
@@ -69,7 +69,7 @@ BUDGETS: dict[str, Budget] = {
                   num_workers=1, log_every=10, diag_every=52, diag_images=256,
                   small_stem=False),
     # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
-    # out in docs/benchmarks.md): all 60k/10k images, bf16 mixed precision
+    # out in docs/usage.md, "The gpu budget"): all 60k/10k images, bf16 mixed precision
     "gpu": Budget(subset=None, val_subset=None, corruption_subset=2000,
                   severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
