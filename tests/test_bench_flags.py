@@ -133,14 +133,14 @@ def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
     """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
     import sys
 
-    from cvr_solo.bench import stages
+    from cvr_solo.bench import child
 
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho \"3 10\" > \"$CVR_SOLO_PROGRESS_FILE\"\nsleep 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
     seen: list[str] = []
-    stages.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
+    child.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
     assert seen and seen[-1] == "step 3/10"
 
 

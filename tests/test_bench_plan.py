@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvr_solo.bench.evaluate import (
-    ImageSet,
-    balanced_indices,
-    probe_accuracy,
-    reference_rows,
-    train_probe,
-)
+from cvr_solo.bench.evaluate import ImageSet, balanced_indices, reference_rows
 from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
+from cvr_solo.bench.probe import probe_accuracy, train_probe
 from cvr_solo.bench.stats import mean_std, paired_t_interval
 
 
@@ -291,8 +286,8 @@ def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):
 
 
 def test_bench_help_describes_every_option_and_each_budget():
-    from cvr_solo.bench.plan import BUDGETS
-    from cvr_solo.bench.run import _parser, describe_budget
+    from cvr_solo.bench.plan import BUDGETS, describe_budget
+    from cvr_solo.bench.run import _parser
 
     parser = _parser()
     for action in parser._actions:

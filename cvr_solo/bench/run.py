@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 from cvr_solo.bench.plan import (
     BUDGETS,
+    PROTOCOL,
     Budget,
     RunSpec,
+    describe_budget,
     hydra_args,
     parse_methods,
     parse_seeds,
@@ -53,26 +55,6 @@ from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's pub
 
 #: header keys that must match for an --out's finished runs to be reused
 _FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
-
-
-def describe_budget(name: str) -> str:
-    """One line of what a budget gives every method, read off :data:`BUDGETS`.
-
-    Example:
-        >>> describe_budget("smoke").split(":")[0]
-        'smoke'
-    """
-    b = BUDGETS[name]
-
-    def count(n: int | None, what: str) -> str:
-        return f"all {what}" if n is None else f"{n} {what}"
-
-    return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
-            f"pretraining epochs at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'}"
-            f" stem, {b.device} ({b.precision}); probe and "
-            f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
-            f"{count(b.corruption_subset, 'validation images')} at severities "
-            f"{','.join(map(str, b.severities))}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -303,8 +285,8 @@ def report_header(h: dict[str, Any]) -> str:
         f"(seeds {h['seeds']}; the seed draws the subset, the initialisation and the "
         f"augmentation), ResNet {_stem(h)} stem, augmentations `{h['augmentations']}`, "
         f"device {h['device']} "
-        f"(precision {h['precision']}). Evaluation: kNN (k=20, cosine, T=0.07) and a linear "
-        f"probe (L-BFGS logistic regression) on frozen backbone features, on "
+        f"(precision {h['precision']}). Evaluation: {PROTOCOL.describe()} on frozen backbone "
+        f"features, on "
         f"{h['val_subset'] or 'all'} validation images; the corruption suite on a fixed "
         f"class-balanced subset of {h['corruption_subset'] or 'all'} of them at severities "
         f"{sev}. Machine: {h['machine']}.", "",
