@@ -50,8 +50,8 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[
         train_probe,
     )
 
-    header = json.loads((out / "results.json").read_text())["header"] if (
-        out / "results.json").is_file() else {}
+    header = json.loads((out / "bench.json").read_text()) if (
+        out / "bench.json").is_file() else {}
     ref = json.loads((out / "reference.json").read_text())
     untrained = next(v for k, v in ref["rows"].items() if "untrained" in k)
     data = Path(ref["key"]["data"])

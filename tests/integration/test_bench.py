@@ -88,3 +88,40 @@ def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
                       for i, a in enumerate(args)])
     assert other.returncode == 2
     assert "holds runs made with other settings (pretrain_epochs: 1 -> 2)" in other.stderr
+
+
+def test_frontier_of_an_imagenet_stem_bench_with_every_checkpoint_kept(tmp_path, fm_data):
+    """The cpu budget's knobs end to end (tiny): the ImageNet stem reaches the runs, the
+    checkpoints and the untrained reference; --keep-checkpoints keeps every epoch, and
+    benchmarks/frontier.py evaluates each against the untrained backbone."""
+    import subprocess
+    import sys
+
+    from .helpers import REPO
+
+    out = tmp_path / "bench"
+    res = run_cli("bench", "--data", str(fm_data), "--budget", "cpu", "--methods", "simclr",
+                  "--subset", "80", "--val-subset", "50", "--corruption-subset", "20",
+                  "--pretrain-epochs", "2", "--batch-size", "20", "--diag-every", "2",
+                  "--diag-images", "16", "--keep-checkpoints", "--out", str(out),
+                  "--no-progress", timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ckpts = sorted(p.name[-9:] for p in (out / "runs" / "simclr").rglob("*.ckpt"))
+    assert ckpts == ["ep=0.ckpt", "ep=1.ckpt"]
+    args_json = json.loads(next((out / "runs").rglob("args.json")).read_text())
+    assert args_json["backbone"]["kwargs"]["small_stem"] is False
+    assert args_json["scheduler"]["warmup_epochs"] == 0  # a tenth of 2 epochs, rounded
+    ref = json.loads((out / "reference.json").read_text())
+    assert ref["key"]["backbone_kwargs"] == {"small_stem": False}
+    assert "ResNet ImageNet (7x7/2 + pool) stem" in (out / "report.md").read_text()
+    front = subprocess.run([sys.executable, str(REPO / "benchmarks" / "frontier.py"), str(out),
+                            "--val-subset", "50", "--jsonl", str(tmp_path / "f.jsonl")],
+                           capture_output=True, text=True, timeout=600)
+    assert front.returncode == 0, front.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["steps"]) for r in rows] == [(1, 4), (2, 8)]
+    untrained = next(v for k, v in ref["rows"].items() if "untrained" in k)
+    last = json.loads((out / "runs" / "simclr" / "seed-5" / "result.json").read_text())
+    assert rows[-1]["knn"] == last["knn_acc1"]  # the same evaluation as the bench's
+    assert rows[-1]["knn_gain"] == rows[-1]["knn"] - untrained["knn_acc1"]
+    assert rows[-1]["budget"] == "cpu" and rows[-1]["epochs"] == 2
