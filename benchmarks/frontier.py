@@ -4,9 +4,9 @@
 
 ``OUT`` is a ``cvr-solo bench`` output folder (its runs, reference.json and train subsets).
 For every run under ``OUT/runs`` and every K-th epoch checkpoint (and the last), the frozen
-backbone is evaluated as the benchmark evaluates it (:mod:`cvr_solo.bench.evaluate`: weighted
-kNN, k=20, T=0.07, and the L-BFGS probe, both on the run's train images and on the validation
-images), without the corruption suite. Printed: one row per checkpoint with the optimiser steps
+backbone is evaluated as the benchmark evaluates it (:func:`cvr_solo.bench.evaluate.knn_and_probe`
+under the bench's evaluation protocol, on the run's train images and the validation images),
+without the corruption suite. Printed: one row per checkpoint with the optimiser steps
 so far and kNN / probe minus the untrained backbone's (reference.json).
 
 A checkpoint inside a run is *not* the end of a shorter run: its lr has not decayed, so the
@@ -37,17 +37,12 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
-    import torch
-
     from cvr_solo.bench.evaluate import (
         ImageSet,
         balanced_indices,
-        features,
-        knn_accuracy,
+        knn_and_probe,
         load_backbone,
         load_image_folder,
-        probe_accuracy,
-        train_probe,
     )
 
     header = json.loads((out / "bench.json").read_text()) if (
@@ -76,13 +71,8 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[
         for epoch, path in ckpts:
             if (epoch + 1) % every and epoch != last:
                 continue
-            bb = load_backbone(args, path).to(memory_format=torch.channels_last)
-            f_tr = features(bb, train.images, aug["mean"], aug["std"], torch.device("cpu"),
-                            precision=precision)
-            f_va = features(bb, val.images, aug["mean"], aug["std"], torch.device("cpu"),
-                            precision=precision)
-            knn = knn_accuracy(f_tr, train.labels, f_va, val.labels)
-            probe = probe_accuracy(train_probe(f_tr, train.labels), f_va, val.labels)
+            knn, probe, _ = knn_and_probe(load_backbone(args, path), train, val, aug["mean"],
+                                          aug["std"], "cpu", precision)
             row = {"label": run_dir.parent.name, "seed": int(run_dir.name.split("-")[1]),
                    "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch,
                    "knn": knn, "probe": probe, "knn_gain": knn - untrained["knn_acc1"],
