@@ -118,8 +118,7 @@ def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path,
     for spec in specs:
         spec.run_dir.mkdir(parents=True)
         r = next(r for r in RESULTS if r["label"] == spec.label and r["seed"] == 5)
-        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt"),
-             "run_args": args}
+        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt")}
         spec.run_dir.joinpath("result.json").write_text(json.dumps(r))
     ctx = stages.Context(BUDGETS["cpu"], out, data, tmp_path)
     ref = stages.ReferenceStage(ctx, args)

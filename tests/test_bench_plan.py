@@ -123,7 +123,15 @@ def test_cpu_budget_overrides_compose_and_validate_for_every_method(tmp_path):
 
     specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5],
                       BUDGETS["cpu"], tmp_path, tmp_path, keep_checkpoints=True)
-    check_runs(shipped_config_dir("pretrain", "fashion-mnist"), specs)
+    configs = check_runs(shipped_config_dir("pretrain", "fashion-mnist"), specs)
+    assert list(configs) == ["simclr", "c_simclr", "byol", "c_byol", "barlow_twins"]
+    # the reference rows are planned from the same composed config: the runs' stem
+    from cvr_solo.bench.stages import reference_args
+
+    for cfg in configs.values():
+        assert reference_args(cfg) == {
+            "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}},
+            "augmentations": [{"mean": [0.219] * 3, "std": [0.3318] * 3}]}
 
 
 def test_mean_std_and_t_interval_against_hand_numbers():

@@ -201,15 +201,19 @@ def _bench(args: argparse.Namespace) -> int:
     config_dir = args.config_path or shipped_config_dir("pretrain", "fashion-mnist")
     specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali,
                       args.keep_checkpoints)
-    check_runs(config_dir, specs)  # before anything is written or trained
+    configs = check_runs(config_dir, specs)  # before anything is written or trained
     out.mkdir(parents=True, exist_ok=True)
     header = _header(args, budget)
     _check_reuse(out, header)
     ctx = Context(budget, out, args.data, config_dir, progress=not args.no_progress)
     results: list[dict[str, Any]] = []
-    reference: dict[str, Any] = {}
     t_start = time.time()
     bar = tqdm(specs, desc="bench", unit="run", disable=args.no_progress)
+    ref = ReferenceStage(ctx, reference_args(configs[specs[0].label]))
+    if not ref.done():
+        bar.set_postfix_str("reference rows")
+        ref.run()
+    reference = ref.rows()
     for spec in bar:
         name = f"{spec.label} seed {spec.seed}"
         stages = [SubsetStage(ctx, spec.seed, spec.train_dir), PretrainStage(ctx, spec),
@@ -225,13 +229,6 @@ def _bench(args: argparse.Namespace) -> int:
                     lambda text, what=what: bar.set_postfix_str(f"{what}, {text}"))
                 stage.run()
         results.append(stages[-1].result())
-        if not reference:
-            ref = ReferenceStage(ctx, results[-1].get("run_args") or reference_args(
-                Path(results[-1]["pretrain_checkpoint"]).parent / "args.json"))
-            if not ref.done():
-                bar.set_postfix_str("reference rows")
-                ref.run()
-            reference = ref.rows()
         header["wall_seconds_this_launch"] = time.time() - t_start
         write_outputs(out, results, header, reference)
     bar.close()
@@ -239,9 +236,12 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
+def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
     """Composes and validates each label's config with its overrides (the first seed's; the
     seeds differ only in paths and the seed) before anything trains.
+
+    Returns:
+        The composed config of each label.
 
     Raises:
         ConfigError: naming the run and the bad key, e.g. a misspelt ``kapa_e``.
@@ -249,15 +249,16 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
     from cvr_solo.compose import compose_and_validate
     from cvr_solo.config import ConfigError
 
-    seen: set[str] = set()
+    configs: dict[str, Any] = {}
     for spec in specs:
-        if spec.label in seen:
+        if spec.label in configs:
             continue
-        seen.add(spec.label)
         try:
-            compose_and_validate(config_dir, spec.config, hydra_args(spec.overrides))
+            configs[spec.label] = compose_and_validate(config_dir, spec.config,
+                                                       hydra_args(spec.overrides))
         except ConfigError as err:
             raise ConfigError(f"--methods {spec.label}: {err}") from None
+    return configs
 
 
 def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],

@@ -203,24 +203,27 @@ class EvaluateStage:
                   "pretrain_attempts": pre.get("attempts", 1),
                   "evaluate_seconds": time.time() - t0,
                   "evaluate_cpu_seconds": time.process_time() - cpu0, **ev, "cost": cost,
-                  "curves": curves, "run_args": reference_args(ckpt.parent / "args.json")}
+                  "curves": curves}
         self.result_file.write_text(json.dumps(result, indent=1))
 
 
-def reference_args(args_json: Path) -> dict[str, Any]:
-    """What the reference rows need of a run's args.json (its backbone and the mean/std of
-    its first crop), kept in result.json so that a finished run needs no checkpoint folder."""
-    args = json.loads(args_json.read_text())
-    aug = args["augmentations"][0]
-    return {"backbone": args["backbone"],
-            "augmentations": [{"mean": aug["mean"], "std": aug["std"]}]}
+def reference_args(cfg: Any) -> dict[str, Any]:
+    """What the reference rows need of a run's composed config: its backbone and the
+    mean/std of its first crop (the runs of one benchmark share both)."""
+    from omegaconf import OmegaConf
+
+    backbone = OmegaConf.to_container(cfg.backbone, resolve=True)
+    aug = cfg.augmentations[0]
+    return {"backbone": {"name": backbone["name"], "kwargs": backbone.get("kwargs") or {}},
+            "augmentations": [{"mean": list(aug.mean), "std": list(aug.std)}]}
 
 
 @dataclass
 class ReferenceStage:
     """The reference rows (raw pixels; an untrained backbone of the runs' architecture and
-    stem), computed once per data set and budget on the train subset drawn with seed 0;
-    reused while reference.json's key matches."""
+    stem), planned with the runs from their composed config and computed once per data set
+    and budget, before the first run, on the train subset drawn with seed 0; reused while
+    reference.json's key matches."""
 
     ctx: Context
     run_args: dict[str, Any]
