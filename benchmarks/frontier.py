@@ -1,13 +1,14 @@
 """Steps against accuracy over the untrained backbone: every epoch checkpoint of a bench run.
 
-    python benchmarks/frontier.py OUT [--val-subset N] [--every K] [--jsonl F]
+    python benchmarks/frontier.py OUT [--val-subset N] [--every K] [--seeds 5] [--jsonl F]
 
 ``OUT`` is a ``cvr-solo bench`` output folder (its runs, reference.json and train subsets).
 For every run under ``OUT/runs`` and every K-th epoch checkpoint (and the last), the frozen
-backbone is evaluated as the benchmark evaluates it (:mod:`cvr_solo.bench.evaluate`: weighted
-kNN, k=20, T=0.07, and the L-BFGS probe, both on the run's train images and on the validation
-images), without the corruption suite. Printed: one row per checkpoint with the optimiser steps
-so far and kNN / probe minus the untrained backbone's (reference.json).
+backbone is evaluated as the benchmark evaluates it (:func:`cvr_solo.bench.evaluate.knn_and_probe`
+under the bench's evaluation protocol, on the run's train images and the validation images),
+without the corruption suite. Printed: one row per checkpoint with the optimiser steps
+so far and kNN / probe minus the untrained backbone's (reference.json), then a markdown
+table of those gains per run and step count.
 
 A checkpoint inside a run is *not* the end of a shorter run: its lr has not decayed, so the
 accuracy of a run that ends at that step under its own cosine schedule is usually higher. The
@@ -34,20 +35,16 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
-def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[dict[str, Any]]:
+def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
+                         seeds: set[int] | None = None) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
-    import torch
-
     from cvr_solo.bench.evaluate import (
         ImageSet,
         balanced_indices,
-        features,
-        knn_accuracy,
+        knn_and_probe,
         load_backbone,
         load_image_folder,
-        probe_accuracy,
-        train_probe,
     )
 
     header = json.loads((out / "bench.json").read_text()) if (
@@ -63,7 +60,7 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[
     trains: dict[str, Any] = {}
     for run_dir in sorted((out / "runs").glob("*/seed-*")):
         ckpts = _checkpoints(run_dir)
-        if not ckpts:
+        if not ckpts or (seeds is not None and int(run_dir.name.split("-")[1]) not in seeds):
             continue
         args = json.loads((ckpts[-1][1].parent / "args.json").read_text())
         train_dir = args["data"]["train_path"]
@@ -76,13 +73,8 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[
         for epoch, path in ckpts:
             if (epoch + 1) % every and epoch != last:
                 continue
-            bb = load_backbone(args, path).to(memory_format=torch.channels_last)
-            f_tr = features(bb, train.images, aug["mean"], aug["std"], torch.device("cpu"),
-                            precision=precision)
-            f_va = features(bb, val.images, aug["mean"], aug["std"], torch.device("cpu"),
-                            precision=precision)
-            knn = knn_accuracy(f_tr, train.labels, f_va, val.labels)
-            probe = probe_accuracy(train_probe(f_tr, train.labels), f_va, val.labels)
+            knn, probe, _ = knn_and_probe(load_backbone(args, path), train, val, aug["mean"],
+                                          aug["std"], "cpu", precision)
             row = {"label": run_dir.parent.name, "seed": int(run_dir.name.split("-")[1]),
                    "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch,
                    "knn": knn, "probe": probe, "knn_gain": knn - untrained["knn_acc1"],
@@ -95,6 +87,22 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int) -> list[
     return rows
 
 
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """A table of kNN / probe gain over the untrained backbone: a row per run and seed, a
+    column per evaluated step count."""
+    steps = sorted({r["steps"] for r in rows})
+    by_run: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        by_run.setdefault((r["label"], r["seed"]), {})[r["steps"]] = r
+    lines = ["| run | seed | " + " | ".join(f"{s} steps" for s in steps) + " |",
+             "|---|---|" + "---|" * len(steps)]
+    for (label, seed), at in by_run.items():
+        cells = [f"{at[s]['knn_gain']:+.1f} / {at[s]['probe_gain']:+.1f}" if s in at else ""
+                 for s in steps]
+        lines.append(f"| {label} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="a cvr-solo bench output folder")
@@ -102,14 +110,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="class-balanced validation images (default: all)")
     parser.add_argument("--every", type=int, default=1, help="every K-th epoch (and the last)")
     parser.add_argument("--jsonl", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds to evaluate (default: every seed)")
     args = parser.parse_args(argv)
     if not (args.out / "reference.json").is_file():
         print(f"frontier: {args.out}/reference.json missing: run cvr-solo bench there first",
               file=sys.stderr)
         return 2
-    rows = evaluate_checkpoints(args.out, args.val_subset, args.every)
+    seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
+    rows = evaluate_checkpoints(args.out, args.val_subset, args.every, seeds)
     if args.jsonl:
         args.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print("\nkNN / probe minus the untrained backbone's (points):\n\n" + markdown(rows))
     return 0
 
 

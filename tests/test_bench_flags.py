@@ -118,8 +118,7 @@ def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path,
     for spec in specs:
         spec.run_dir.mkdir(parents=True)
         r = next(r for r in RESULTS if r["label"] == spec.label and r["seed"] == 5)
-        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt"),
-             "run_args": args}
+        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt")}
         spec.run_dir.joinpath("result.json").write_text(json.dumps(r))
     ctx = stages.Context(BUDGETS["cpu"], out, data, tmp_path)
     ref = stages.ReferenceStage(ctx, args)
@@ -133,14 +132,14 @@ def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
     """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
     import sys
 
-    from cvr_solo.bench import stages
+    from cvr_solo.bench import child
 
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho \"3 10\" > \"$CVR_SOLO_PROGRESS_FILE\"\nsleep 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
     seen: list[str] = []
-    stages.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
+    child.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
     assert seen and seen[-1] == "step 3/10"
 
 

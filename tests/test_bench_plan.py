@@ -9,14 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvr_solo.bench.evaluate import (
-    ImageSet,
-    balanced_indices,
-    probe_accuracy,
-    reference_rows,
-    train_probe,
-)
+from cvr_solo.bench.evaluate import ImageSet, balanced_indices, reference_rows
 from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
+from cvr_solo.bench.probe import probe_accuracy, train_probe
 from cvr_solo.bench.stats import mean_std, paired_t_interval
 
 
@@ -128,7 +123,15 @@ def test_cpu_budget_overrides_compose_and_validate_for_every_method(tmp_path):
 
     specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5],
                       BUDGETS["cpu"], tmp_path, tmp_path, keep_checkpoints=True)
-    check_runs(shipped_config_dir("pretrain", "fashion-mnist"), specs)
+    configs = check_runs(shipped_config_dir("pretrain", "fashion-mnist"), specs)
+    assert list(configs) == ["simclr", "c_simclr", "byol", "c_byol", "barlow_twins"]
+    # the reference rows are planned from the same composed config: the runs' stem
+    from cvr_solo.bench.stages import reference_args
+
+    for cfg in configs.values():
+        assert reference_args(cfg) == {
+            "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}},
+            "augmentations": [{"mean": [0.219] * 3, "std": [0.3318] * 3}]}
 
 
 def test_mean_std_and_t_interval_against_hand_numbers():
@@ -291,8 +294,8 @@ def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):
 
 
 def test_bench_help_describes_every_option_and_each_budget():
-    from cvr_solo.bench.plan import BUDGETS
-    from cvr_solo.bench.run import _parser, describe_budget
+    from cvr_solo.bench.plan import BUDGETS, describe_budget
+    from cvr_solo.bench.run import _parser
 
     parser = _parser()
     for action in parser._actions:

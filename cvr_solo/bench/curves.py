@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,9 @@ def _read_metrics(root: Path) -> list[dict[str, str]]:
 
 
 def _median(xs: list[float]) -> float | None:
-    """The median of the finite values (the mean of the two middle ones for an even count)."""
-    xs = sorted(x for x in xs if math.isfinite(x))
-    if not xs:
-        return None
-    mid = len(xs) // 2
-    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+    """:func:`statistics.median` of the finite values; None if there is none."""
+    finite = [x for x in xs if math.isfinite(x)]
+    return statistics.median(finite) if finite else None
 
 
 def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:

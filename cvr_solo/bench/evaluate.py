@@ -24,6 +24,8 @@ from omegaconf import OmegaConf
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
+from cvr_solo.bench.plan import PROTOCOL, Protocol
+from cvr_solo.bench.probe import Probe, probe_accuracy, train_probe
 from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt
 
 
@@ -90,8 +92,9 @@ def features(backbone: nn.Module, images: torch.Tensor, mean: Sequence[float],
 
 
 def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
-                 test_feats: torch.Tensor, test_labels: torch.Tensor, k: int = 20,
-                 temperature: float = 0.07) -> float:
+                 test_feats: torch.Tensor, test_labels: torch.Tensor,
+                 k: int = PROTOCOL.knn_k, temperature: float = PROTOCOL.knn_temperature
+                 ) -> float:
     """Weighted kNN top-1 (%) with cosine similarity (Wu et al. 2018), via solo-learn's
     WeightedKNNClassifier; where that cannot be built (torchmetrics >= 0.12 rejects its
     ``compute_on_step``), the same rule written out: votes exp(cos/T) over the k nearest."""
@@ -141,64 +144,6 @@ def balanced_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torc
     return torch.cat(picked).sort().values
 
 
-class Probe(nn.Module):
-    """A linear classifier on standardised inputs: ``W (x - mu) / sigma + b``."""
-
-    def __init__(self, mu: torch.Tensor, sigma: torch.Tensor, num_classes: int) -> None:
-        super().__init__()
-        self.register_buffer("mu", mu)
-        self.register_buffer("sigma", sigma)
-        self.linear = nn.Linear(len(mu), num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear((x.flatten(1) - self.mu) / self.sigma)
-
-
-def train_probe(x: torch.Tensor, y: torch.Tensor, weight_decay: float = 1e-4,
-                max_iter: int = 200, seed: int = 0) -> Probe:
-    """Multinomial logistic regression on frozen inputs (standardised per dimension):
-    cross-entropy + ``weight_decay * ||W||^2``, full-batch L-BFGS (deterministic).
-
-    Args:
-        x: ``(n, ...)`` features or pixels (flattened).
-        y: ``(n,)`` integer labels.
-        weight_decay: the L2 penalty on W.
-        max_iter: L-BFGS iterations.
-        seed: the initialisation.
-
-    Returns:
-        The trained :class:`Probe`, in eval mode.
-
-    Example:
-        >>> x = torch.tensor([[0.0], [1.0], [4.0], [5.0]]); y = torch.tensor([0, 0, 1, 1])
-        >>> probe_accuracy(train_probe(x, y), x, y)
-        100.0
-    """
-    x = x.flatten(1).float()
-    mu, sigma = x.mean(0), x.std(0).clamp_min(1e-6)
-    torch.manual_seed(seed)
-    probe = Probe(mu, sigma, int(y.max()) + 1)
-    opt = torch.optim.LBFGS(probe.linear.parameters(), lr=1, max_iter=max_iter,
-                            history_size=20, line_search_fn="strong_wolfe")
-    xs = (x - mu) / sigma
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        w = probe.linear.weight
-        loss = F.cross_entropy(probe.linear(xs), y) + weight_decay * w.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return probe.eval()
-
-
-@torch.no_grad()
-def probe_accuracy(probe: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 (%) of ``probe`` on inputs ``x``."""
-    return float((probe(x.float()).argmax(1) == y).float().mean() * 100)
-
-
 @torch.no_grad()
 def probe_accuracy_under_corruptions(
     backbone: nn.Module, probe: nn.Module, val: ImageSet, mean: Sequence[float],
@@ -237,30 +182,43 @@ def probe_accuracy_under_corruptions(
             "relative_drop": (clean - mean_c) / clean if clean > 0 else float("nan")}
 
 
+def knn_and_probe(backbone: nn.Module, train: ImageSet, val: ImageSet, mean: Sequence[float],
+                  std: Sequence[float], device: str, precision: str = "32",
+                  protocol: Protocol = PROTOCOL) -> tuple[float, float, Probe]:
+    """kNN top-1 and probe top-1 (%) on ``val`` of a frozen backbone, with the features of
+    ``train`` (the kNN bank, the probe's training set) and ``val`` computed once, under
+    ``protocol``. The backbone runs at ``precision``; probe and kNN are float32.
+
+    Returns:
+        (kNN top-1, probe top-1, the trained probe).
+    """
+    dev = torch.device(device)
+    backbone = backbone.to(dev, memory_format=torch.channels_last).eval()
+    f_train = features(backbone, train.images, mean, std, dev, precision=precision)
+    f_val = features(backbone, val.images, mean, std, dev, precision=precision)
+    knn = knn_accuracy(f_train, train.labels, f_val, val.labels, k=protocol.knn_k,
+                       temperature=protocol.knn_temperature)
+    probe = train_probe(f_train, train.labels, weight_decay=protocol.probe_weight_decay,
+                        max_iter=protocol.probe_max_iter)
+    return knn, probe_accuracy(probe, f_val, val.labels), probe
+
+
 def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
                       corruption_idx: torch.Tensor, severities: Sequence[int],
                       mean: Sequence[float], std: Sequence[float], device: str,
                       progress: bool = True, precision: str = "32") -> dict[str, Any]:
-    """kNN and linear probe of a frozen backbone, with the features of ``train`` and ``val``
-    computed once and shared; the probe is then run on corrupted copies of
-    ``val[corruption_idx]`` (corruption noise seeded with 0, the same for every run).
-    The backbone runs at ``precision`` (bf16 autocast for ``bf16-mixed``); the probe and
-    kNN are float32.
+    """:func:`knn_and_probe`, then the probe on corrupted copies of ``val[corruption_idx]``
+    (corruption noise seeded with 0, the same for every run).
 
     Returns:
         ``{"knn_acc1", "clean", "clean_corruption_subset", "corruptions", "severities",
         "mean_corruption", "relative_drop", "corruption_images"}``; ``relative_drop`` is
         against the clean accuracy of the same subset.
     """
-    dev = torch.device(device)
-    backbone = backbone.to(dev, memory_format=torch.channels_last).eval()
-    f_train = features(backbone, train.images, mean, std, dev, precision=precision)
-    f_val = features(backbone, val.images, mean, std, dev, precision=precision)
-    knn = knn_accuracy(f_train, train.labels, f_val, val.labels)
-    probe = train_probe(f_train, train.labels)
-    clean = probe_accuracy(probe, f_val, val.labels)
+    knn, clean, probe = knn_and_probe(backbone, train, val, mean, std, device, precision)
     sub = ImageSet(val.images[corruption_idx], val.labels[corruption_idx])
-    robust = probe_accuracy_under_corruptions(backbone, probe, sub, mean, std, dev, seed=0,
+    robust = probe_accuracy_under_corruptions(backbone, probe, sub, mean, std,
+                                              torch.device(device), seed=0,
                                               severities=severities, progress=progress,
                                               precision=precision)
     return {"knn_acc1": knn, "clean": clean, "clean_corruption_subset": robust["clean"],

@@ -14,8 +14,39 @@ from typing import Any
 
 from cvr_solo.catalog import CEB_METHODS, METHODS, lookup
 
-__all__ = ["BUDGETS", "Budget", "RunSpec", "hydra_args", "parse_methods", "parse_seeds",
-           "plan_runs"]
+__all__ = ["BUDGETS", "PROTOCOL", "Budget", "Protocol", "RunSpec", "describe_budget",
+           "hydra_args", "parse_methods", "parse_seeds", "plan_runs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How every frozen backbone is evaluated, the same for every budget; the evaluation
+    (bench/evaluate.py) uses it and the report prints it. Image counts are the budget's.
+
+    Attributes:
+        knn_k / knn_temperature: weighted kNN (Wu et al. 2018) on cosine similarity.
+        probe_weight_decay / probe_max_iter: the linear probe, multinomial logistic regression
+            on standardised features by full-batch L-BFGS.
+    """
+
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    probe_weight_decay: float = 1e-4
+    probe_max_iter: int = 200
+
+    def describe(self) -> str:
+        """One sentence for the report.
+
+        Example:
+            >>> Protocol().describe().split(" and ")[0]
+            'kNN (k=20, cosine, T=0.07)'
+        """
+        return (f"kNN (k={self.knn_k}, cosine, T={self.knn_temperature:g}) and a linear probe "
+                f"(L-BFGS logistic regression, weight decay {self.probe_weight_decay:g}, "
+                f"{self.probe_max_iter} iterations)")
+
+
+PROTOCOL = Protocol()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +111,26 @@ BUDGETS: dict[str, Budget] = {
                    device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
                    diag_every=200, diag_images=512),
 }
+
+
+def describe_budget(name: str) -> str:
+    """One line of what a budget gives every method, read off :data:`BUDGETS`.
+
+    Example:
+        >>> describe_budget("smoke").split(":")[0]
+        'smoke'
+    """
+    b = BUDGETS[name]
+
+    def count(n: int | None, what: str) -> str:
+        return f"all {what}" if n is None else f"{n} {what}"
+
+    return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
+            f"pretraining epochs at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'}"
+            f" stem, {b.device} ({b.precision}); probe and "
+            f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
+            f"{count(b.corruption_subset, 'validation images')} at severities "
+            f"{','.join(map(str, b.severities))}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,8 +33,10 @@ from tqdm import tqdm
 
 from cvr_solo.bench.plan import (
     BUDGETS,
+    PROTOCOL,
     Budget,
     RunSpec,
+    describe_budget,
     hydra_args,
     parse_methods,
     parse_seeds,
@@ -53,26 +55,6 @@ from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's pub
 
 #: header keys that must match for an --out's finished runs to be reused
 _FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
-
-
-def describe_budget(name: str) -> str:
-    """One line of what a budget gives every method, read off :data:`BUDGETS`.
-
-    Example:
-        >>> describe_budget("smoke").split(":")[0]
-        'smoke'
-    """
-    b = BUDGETS[name]
-
-    def count(n: int | None, what: str) -> str:
-        return f"all {what}" if n is None else f"{n} {what}"
-
-    return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
-            f"pretraining epochs at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'}"
-            f" stem, {b.device} ({b.precision}); probe and "
-            f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
-            f"{count(b.corruption_subset, 'validation images')} at severities "
-            f"{','.join(map(str, b.severities))}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,15 +201,19 @@ def _bench(args: argparse.Namespace) -> int:
     config_dir = args.config_path or shipped_config_dir("pretrain", "fashion-mnist")
     specs = plan_runs(methods, seeds, budget, out, args.data, args.augmentations, dali,
                       args.keep_checkpoints)
-    check_runs(config_dir, specs)  # before anything is written or trained
+    configs = check_runs(config_dir, specs)  # before anything is written or trained
     out.mkdir(parents=True, exist_ok=True)
     header = _header(args, budget)
     _check_reuse(out, header)
     ctx = Context(budget, out, args.data, config_dir, progress=not args.no_progress)
     results: list[dict[str, Any]] = []
-    reference: dict[str, Any] = {}
     t_start = time.time()
     bar = tqdm(specs, desc="bench", unit="run", disable=args.no_progress)
+    ref = ReferenceStage(ctx, reference_args(configs[specs[0].label]))
+    if not ref.done():
+        bar.set_postfix_str("reference rows")
+        ref.run()
+    reference = ref.rows()
     for spec in bar:
         name = f"{spec.label} seed {spec.seed}"
         stages = [SubsetStage(ctx, spec.seed, spec.train_dir), PretrainStage(ctx, spec),
@@ -243,13 +229,6 @@ def _bench(args: argparse.Namespace) -> int:
                     lambda text, what=what: bar.set_postfix_str(f"{what}, {text}"))
                 stage.run()
         results.append(stages[-1].result())
-        if not reference:
-            ref = ReferenceStage(ctx, results[-1].get("run_args") or reference_args(
-                Path(results[-1]["pretrain_checkpoint"]).parent / "args.json"))
-            if not ref.done():
-                bar.set_postfix_str("reference rows")
-                ref.run()
-            reference = ref.rows()
         header["wall_seconds_this_launch"] = time.time() - t_start
         write_outputs(out, results, header, reference)
     bar.close()
@@ -257,9 +236,12 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
+def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
     """Composes and validates each label's config with its overrides (the first seed's; the
     seeds differ only in paths and the seed) before anything trains.
+
+    Returns:
+        The composed config of each label.
 
     Raises:
         ConfigError: naming the run and the bad key, e.g. a misspelt ``kapa_e``.
@@ -267,15 +249,16 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> None:
     from cvr_solo.compose import compose_and_validate
     from cvr_solo.config import ConfigError
 
-    seen: set[str] = set()
+    configs: dict[str, Any] = {}
     for spec in specs:
-        if spec.label in seen:
+        if spec.label in configs:
             continue
-        seen.add(spec.label)
         try:
-            compose_and_validate(config_dir, spec.config, hydra_args(spec.overrides))
+            configs[spec.label] = compose_and_validate(config_dir, spec.config,
+                                                       hydra_args(spec.overrides))
         except ConfigError as err:
             raise ConfigError(f"--methods {spec.label}: {err}") from None
+    return configs
 
 
 def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],
@@ -303,8 +286,8 @@ def report_header(h: dict[str, Any]) -> str:
         f"(seeds {h['seeds']}; the seed draws the subset, the initialisation and the "
         f"augmentation), ResNet {_stem(h)} stem, augmentations `{h['augmentations']}`, "
         f"device {h['device']} "
-        f"(precision {h['precision']}). Evaluation: kNN (k=20, cosine, T=0.07) and a linear "
-        f"probe (L-BFGS logistic regression) on frozen backbone features, on "
+        f"(precision {h['precision']}). Evaluation: {PROTOCOL.describe()} on frozen backbone "
+        f"features, on "
         f"{h['val_subset'] or 'all'} validation images; the corruption suite on a fixed "
         f"class-balanced subset of {h['corruption_subset'] or 'all'} of them at severities "
         f"{sev}. Machine: {h['machine']}.", "",

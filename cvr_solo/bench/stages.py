@@ -10,16 +10,14 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvr_solo.bench.child import _children_cpu, run_cli
 from cvr_solo.bench.curves import cost_and_curves
 from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
 
@@ -115,52 +113,6 @@ class SubsetStage:
                         self.seed)
 
 
-def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
-            log: Path, status: Callable[[str], None] | None = None) -> None:
-    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; with
-    ``status``, the child's training step is passed to it as "step s/total" every 2 s
-    (through the child's :class:`~cvr_solo.launch.progress.StepFile`).
-
-    Raises:
-        RuntimeError: with the log's last lines, if it fails.
-    """
-    from cvr_solo.progress_file import PROGRESS_FILE_ENV, read_step_file
-
-    cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
-           "--config-name", config_name, *overrides]
-    steps = log.with_name(log.stem + ".step")
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", PROGRESS_FILE_ENV: str(steps)}
-    with log.open("a") as f:
-        f.write(f"\n$ {' '.join(cmd)}\n")
-        f.flush()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-        while True:
-            try:
-                proc.wait(timeout=2.0)
-                break
-            except subprocess.TimeoutExpired:
-                seen = read_step_file(steps) if status is not None else None
-                if seen is not None:
-                    status(f"step {seen[0]}/{seen[1] or '?'}")
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-    if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-25:]
-        raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
-                           f"{log}:\n" + "\n".join(tail))
-
-
-def _children_cpu() -> float:
-    """CPU seconds (user + system) of the finished child processes so far: a cost figure
-    that a loaded machine inflates far less than wall time."""
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
 @dataclass
 class PretrainStage:
     """``cvr-solo pretrain`` of one run; done when its last epoch's checkpoint exists."""
@@ -251,24 +203,27 @@ class EvaluateStage:
                   "pretrain_attempts": pre.get("attempts", 1),
                   "evaluate_seconds": time.time() - t0,
                   "evaluate_cpu_seconds": time.process_time() - cpu0, **ev, "cost": cost,
-                  "curves": curves, "run_args": reference_args(ckpt.parent / "args.json")}
+                  "curves": curves}
         self.result_file.write_text(json.dumps(result, indent=1))
 
 
-def reference_args(args_json: Path) -> dict[str, Any]:
-    """What the reference rows need of a run's args.json (its backbone and the mean/std of
-    its first crop), kept in result.json so that a finished run needs no checkpoint folder."""
-    args = json.loads(args_json.read_text())
-    aug = args["augmentations"][0]
-    return {"backbone": args["backbone"],
-            "augmentations": [{"mean": aug["mean"], "std": aug["std"]}]}
+def reference_args(cfg: Any) -> dict[str, Any]:
+    """What the reference rows need of a run's composed config: its backbone and the
+    mean/std of its first crop (the runs of one benchmark share both)."""
+    from omegaconf import OmegaConf
+
+    backbone = OmegaConf.to_container(cfg.backbone, resolve=True)
+    aug = cfg.augmentations[0]
+    return {"backbone": {"name": backbone["name"], "kwargs": backbone.get("kwargs") or {}},
+            "augmentations": [{"mean": list(aug.mean), "std": list(aug.std)}]}
 
 
 @dataclass
 class ReferenceStage:
     """The reference rows (raw pixels; an untrained backbone of the runs' architecture and
-    stem), computed once per data set and budget on the train subset drawn with seed 0;
-    reused while reference.json's key matches."""
+    stem), planned with the runs from their composed config and computed once per data set
+    and budget, before the first run, on the train subset drawn with seed 0; reused while
+    reference.json's key matches."""
 
     ctx: Context
     run_args: dict[str, Any]

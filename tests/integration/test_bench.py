@@ -125,3 +125,5 @@ def test_frontier_of_an_imagenet_stem_bench_with_every_checkpoint_kept(tmp_path,
     assert rows[-1]["knn"] == last["knn_acc1"]  # the same evaluation as the bench's
     assert rows[-1]["knn_gain"] == rows[-1]["knn"] - untrained["knn_acc1"]
     assert rows[-1]["budget"] == "cpu" and rows[-1]["epochs"] == 2
+    assert (f"| simclr | 5 | {rows[0]['knn_gain']:+.1f} / {rows[0]['probe_gain']:+.1f} | "
+            f"{rows[1]['knn_gain']:+.1f} / {rows[1]['probe_gain']:+.1f} |") in front.stdout
