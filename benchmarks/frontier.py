@@ -1,6 +1,7 @@
 """Steps against accuracy over the untrained backbone: every epoch checkpoint of a bench run.
 
-    python benchmarks/frontier.py OUT [--val-subset N] [--every K] [--seeds 5] [--jsonl F]
+    python benchmarks/frontier.py OUT [--val-subset N] [--every K] [--seeds 5] [--runs simclr,byol]
+        [--jsonl F]
 
 ``OUT`` is a ``cvr-solo bench`` output folder (its runs, reference.json and train subsets).
 For every run under ``OUT/runs`` and every K-th epoch checkpoint (and the last), the frozen
@@ -36,7 +37,8 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
-                         seeds: set[int] | None = None) -> list[dict[str, Any]]:
+                         seeds: set[int] | None = None, labels: set[str] | None = None
+                         ) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
     from cvr_solo.bench.evaluate import (
@@ -60,7 +62,8 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
     trains: dict[str, Any] = {}
     for run_dir in sorted((out / "runs").glob("*/seed-*")):
         ckpts = _checkpoints(run_dir)
-        if not ckpts or (seeds is not None and int(run_dir.name.split("-")[1]) not in seeds):
+        if (not ckpts or (seeds is not None and int(run_dir.name.split("-")[1]) not in seeds)
+                or (labels is not None and run_dir.parent.name not in labels)):
             continue
         args = json.loads((ckpts[-1][1].parent / "args.json").read_text())
         train_dir = args["data"]["train_path"]
@@ -112,13 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jsonl", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--seeds", default=None,
                         help="comma-separated seeds to evaluate (default: every seed)")
+    parser.add_argument("--runs", default=None,
+                        help="comma-separated run labels to evaluate (default: every run)")
     args = parser.parse_args(argv)
     if not (args.out / "reference.json").is_file():
         print(f"frontier: {args.out}/reference.json missing: run cvr-solo bench there first",
               file=sys.stderr)
         return 2
     seeds = None if args.seeds is None else {int(s) for s in args.seeds.split(",")}
-    rows = evaluate_checkpoints(args.out, args.val_subset, args.every, seeds)
+    labels = None if args.runs is None else set(args.runs.split(","))
+    rows = evaluate_checkpoints(args.out, args.val_subset, args.every, seeds, labels)
     if args.jsonl:
         args.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print("\nkNN / probe minus the untrained backbone's (points):\n\n" + markdown(rows))
