@@ -20,17 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
 from cvr_solo.datacheck import check_data, check_images_on_read
 from cvr_solo.launch.collapse import collapse_callback
-from cvr_solo.launch.common import (
-    dali_module,
-    fit,
-    hydra_entry,
-    parse_with_device_count,
-    switch_off_unbuildable_knn,
-)
+from cvr_solo.launch.devices import parse_with_device_count
 from cvr_solo.launch.diagnostics import diagnostics_callback
-from cvr_solo.launch.loaders import classification_loaders
+from cvr_solo.launch.entry import hydra_entry
+from cvr_solo.launch.loaders import classification_loaders, dali_module
 from cvr_solo.launch.progress import step_file_from_env
+from cvr_solo.launch.trainer import fit
 from cvr_solo.registry import register
+from cvr_solo.solo_env import switch_off_unbuildable_knn
 
 
 def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:
