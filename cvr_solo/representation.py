@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from cvr_solo.checks import check_number
+
 __all__ = ["COLLAPSE_FRACTION", "Spread", "alignment", "collapse_threshold", "effective_rank",
            "normalised_std", "spread", "summary", "uniformity"]
 
@@ -37,9 +39,7 @@ def collapse_threshold(d: int) -> float:
         >>> collapse_threshold(256)
         0.003125
     """
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"d must be an integer >= 1, got {d!r}")
-    return COLLAPSE_FRACTION / math.sqrt(d)
+    return COLLAPSE_FRACTION / math.sqrt(check_number("d", d, low=1, integer=True))
 
 
 def _matrix(x: torch.Tensor, name: str) -> torch.Tensor:

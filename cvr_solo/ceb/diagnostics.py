@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import torch
 
-from cvr_solo.ceb._checks import (
+from cvr_solo.ceb.special import _mean_resultant_length
+from cvr_solo.ceb.vmf import vmf_kl
+from cvr_solo.checks import (
     check_dim,
     check_features,
+    check_fraction,
     check_non_negative,
     check_positive,
     check_same_shape,
 )
-from cvr_solo.ceb.special import _mean_resultant_length
-from cvr_solo.ceb.vmf import vmf_kl
 
 __all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound", "pair_distances",
            "residual_floor", "shrink_threshold"]
@@ -90,9 +91,7 @@ def held_back_beta(beta: float, h1: torch.Tensor, h2: torch.Tensor, kappa_e: flo
     """
     beta = check_non_negative("beta", beta)
     kappa_e = check_positive("kappa_e", kappa_e)
-    guard = check_positive("guard", guard)
-    if guard > 1:
-        raise ValueError(f"guard must be in (0, 1], got {guard!r}")
+    guard = check_fraction("guard", guard)
     positive, negative = pair_distances(h1, h2)
     ratio = positive / negative.clamp_min(1e-12)
     a_d = _mean_resultant_length(check_dim("d", h1.shape[-1]), kappa_e)

@@ -22,16 +22,17 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from cvr_solo.ceb._checks import (
+from cvr_solo.ceb.diagnostics import held_back_beta
+from cvr_solo.ceb.special import _log_normalizer
+from cvr_solo.ceb.vmf import vmf_rsample
+from cvr_solo.checks import (
     check_choice,
     check_features,
+    check_fraction,
     check_non_negative,
     check_positive,
     check_same_shape,
 )
-from cvr_solo.ceb.diagnostics import held_back_beta
-from cvr_solo.ceb.special import _log_normalizer
-from cvr_solo.ceb.vmf import vmf_rsample
 
 __all__ = [
     "B_VIEWS",
@@ -172,9 +173,7 @@ def c_simclr_loss(
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
     if beta_guard is not None:
-        beta_guard = check_positive("beta_guard", beta_guard)
-        if beta_guard > 1:
-            raise ValueError(f"beta_guard must be in (0, 1] or None, got {beta_guard!r}")
+        beta_guard = check_fraction("beta_guard", beta_guard)
     b = r1.shape[0]
     with torch.autocast(r1.device.type, enabled=False):
         r1 = F.normalize(_upcast(r1), dim=-1)

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from cvr_solo.checks import check_number, fail
 from cvr_solo.data.idx import read_idx
 from cvr_solo.data.manifest import (
     MANIFEST_NAME,
@@ -145,8 +146,8 @@ def _check_subset(name: str, value: object, maximum: int) -> int | None:
     n_cls = len(CLASS_NAMES)
     if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0
             or value % n_cls or value > maximum):
-        raise ValueError(f"{name} must be None (everything) or a positive multiple of {n_cls} "
-                         f"(class-balanced) of at most {maximum}, got {value!r}")
+        fail(name, f"None (everything) or a positive multiple of {n_cls} (class-balanced) of "
+                   f"at most {maximum}", value)
     return int(value)
 
 
@@ -159,11 +160,10 @@ def default_val_subset(subset: int) -> int:
 def _resolve_parameters(subset: object, val_subset: object, seed: object) -> dict[str, Any]:
     subset = _check_subset("subset", subset, SPLIT_SIZES["train"])
     val_subset = _check_subset("val_subset", val_subset, SPLIT_SIZES["val"])
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_number("seed", seed, low=0, integer=True)
     if subset is not None and val_subset is None:
         val_subset = default_val_subset(subset)
-    return {"subset": subset, "val_subset": val_subset, "seed": int(seed),
+    return {"subset": subset, "val_subset": val_subset, "seed": seed,
             "image_size": IMAGE_SIZE, "padding": PADDING}
 
 

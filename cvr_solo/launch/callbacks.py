@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from cvr_solo.checks import check_choice
+
 
 def logs_this_step(trainer: pl.Trainer) -> bool:
     """Whether Lightning writes the current training step's metrics to its loggers, the steps
@@ -102,10 +104,8 @@ class ThroughputMonitor(pl.Callback):
     """
 
     def __init__(self, skip: int = 2, clock: str = "auto") -> None:
-        if clock not in ("auto", "cuda", "host"):
-            raise ValueError(f"clock must be auto, cuda or host, got {clock!r}")
         self.skip = skip
-        self.clock_kind = clock
+        self.clock_kind = check_choice("clock", clock, ("auto", "cuda", "host"))
         self._clock: HostClock | CudaClock = HostClock()
         self._start: Any = None
         self._last_end: Any = None

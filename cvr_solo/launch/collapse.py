@@ -22,12 +22,12 @@ anyway, so a training step gains no device sync.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
+from cvr_solo.checks import check_number
 from cvr_solo.launch.callbacks import logs_this_step
 from cvr_solo.representation import collapse_threshold, spread
 
@@ -56,13 +56,9 @@ class CollapseMonitor(pl.Callback):
 
     def __init__(self, patience: int = 3, threshold: float | None = None,
                  command: str = "pretrain") -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-        if threshold is not None and not (isinstance(threshold, (int, float))
-                                          and math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"threshold must be a number > 0 or None, got {threshold!r}")
-        self.patience = patience
-        self.threshold = threshold
+        self.patience = check_number("patience", patience, low=1, integer=True)
+        self.threshold = (None if threshold is None
+                          else check_number("threshold", threshold, low=0, inclusive=False))
         self.command = command
         self.streak = 0
         self.collapsed_at: int | None = None

@@ -26,6 +26,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from cvr_solo.checks import check_number
 from cvr_solo.representation import summary
 
 __all__ = ["RepresentationMonitor", "diagnostics_callback"]
@@ -52,9 +53,8 @@ class RepresentationMonitor(pl.Callback):
 
     def __init__(self, dataset: Any, every_n_steps: int, num_images: int,
                  seed: int = 0) -> None:
-        if every_n_steps < 1 or num_images < 2:
-            raise ValueError(f"every_n_steps must be >= 1 and num_images >= 2, got "
-                             f"{every_n_steps} and {num_images}")
+        check_number("every_n_steps", every_n_steps, low=1, integer=True)
+        check_number("num_images", num_images, low=2, integer=True)
         self.dataset = dataset
         self.every = int(every_n_steps)
         self.num_images = min(int(num_images), len(dataset))
