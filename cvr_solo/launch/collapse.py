@@ -29,6 +29,7 @@ import torch
 
 from cvr_solo.checks import check_number
 from cvr_solo.launch.callbacks import logs_this_step
+from cvr_solo.metric_names import COLLAPSED, PROJ_ALIGN_RATIO, PROJ_STD
 from cvr_solo.representation import collapse_threshold, spread
 
 __all__ = ["DOCS", "CollapseMonitor", "collapse_callback"]
@@ -110,8 +111,8 @@ class CollapseMonitor(pl.Callback):
             if trainer.is_global_zero:
                 print(f"cvr-solo {self.command}: warning: {self.message}", flush=True)
         collapsed = torch.full((), float(self.collapsed_at is not None), device=s.z_std.device)
-        pl_module.log_dict({"train_proj_std": s.z_std, "train_proj_align_ratio": s.ratio,
-                            "train_collapsed": collapsed}, on_step=True, on_epoch=False)
+        pl_module.log_dict({PROJ_STD: s.z_std, PROJ_ALIGN_RATIO: s.ratio, COLLAPSED: collapsed},
+                           on_step=True, on_epoch=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"streak": self.streak, "collapsed_at": self.collapsed_at,

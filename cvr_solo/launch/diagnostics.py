@@ -27,6 +27,7 @@ import lightning.pytorch as pl
 import torch
 
 from cvr_solo.checks import check_number
+from cvr_solo.metric_names import DIAG_PREFIX
 from cvr_solo.representation import summary
 
 __all__ = ["RepresentationMonitor", "diagnostics_callback"]
@@ -102,7 +103,7 @@ class RepresentationMonitor(pl.Callback):
         if not trainer.is_global_zero or not self._due(trainer):
             return
         self._last_step = trainer.global_step
-        metrics = {f"diag_{k}": v for k, v in self.compute(pl_module).items()}
+        metrics = {DIAG_PREFIX + k: v for k, v in self.compute(pl_module).items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

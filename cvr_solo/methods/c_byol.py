@@ -7,13 +7,14 @@ from typing import Any
 
 import omegaconf
 import torch
-import torch.nn.functional as F
 from solo.methods.base import BaseMomentumMethod
 from solo.methods.byol import BYOL
 
 from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
 from cvr_solo.ceb.losses import c_byol_loss
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
+from cvr_solo.metric_names import NEG_COS_SIM
+from cvr_solo.representation import z_std
 
 
 class CBYOL(CEBMixin, BYOL):
@@ -94,8 +95,6 @@ class CBYOL(CEBMixin, BYOL):
                           self.backward_means(targets), kappa_e=self.kappa_e,
                           kappa_b=self.kappa_b, beta=beta, w=self.w, b_view=self.b_view,
                           e_cos=out["e_cos"])
-        with torch.no_grad():
-            z_std = F.normalize(torch.stack(out["z"]).float(), dim=-1).std(dim=1).mean()
-        self._log_ceb(ceb.loss, ceb.residual, beta, z_std, "c_byol",
-                      neg_cos_sim=ceb.regression)
+        self._log_ceb(ceb.loss, ceb.residual, beta, z_std(torch.stack(out["z"])), "c_byol",
+                      {NEG_COS_SIM: ceb.regression})
         return ceb.loss + out["loss"]
