@@ -43,11 +43,8 @@ _bool = partial(check_bool, error=ConfigError)
 #: CEB settings of the compressed variants (Lee et al. 2021). C-SimCLR: the published
 #: kappa_e = 1024, kappa_b = 10, beta = 1, with beta held below the batch's shrink threshold
 #: (beta_guard = 0.5; null is the release: docs/c-simclr-stability.md). C-BYOL: the published
-#: kappa_e = 16384, kappa_b = 10 and the public release's pairing (b_view="same"); its loss
-#: scale is solo-learn's BYOL's (w = 1: solo-learn's BYOL loss is 2 - 2cos per direction)
-#: with beta = 0.5, which keeps the published beta / w = 1 / 2 (1000-epoch runs), so C-BYOL
-#: differs from BYOL only in the CEB terms. The release's absolute scale is w = 2, beta = 1
-#: (w = 5 for 300 epochs).
+#: kappa_e = 16384, kappa_b = 10 and the public release's pairing (b_view="same"), at
+#: solo-learn's BYOL scale w = 1 with beta = 0.5 (docs/c-byol-scale.md).
 CEB_DEFAULTS: dict[str, dict[str, Any]] = {
     "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
                  "beta_warmup_epochs": 0, "beta_guard": 0.5, "lipschitz_diagnostic": True},

@@ -256,10 +256,9 @@ def c_byol_loss(
     with v' = v when ``b_view="same"`` (the public TF release, whose second pass swaps the
     views; it produced the published numbers, so it is the default) and v' the other view
     when ``b_view="other"`` (y = the other view, the CEB definition read literally).
-    w plays kappa_d/2: w ‖p̂ - t̂‖² is -log vMF(t̂; p̂, 2w) up to a constant. ``e_cos``: the
-    cosines from :func:`vmf_rsample` (exact log e). Published: kappa_e = 16384, kappa_b = 10,
-    beta = 1, w = 2 (1000 epochs) or 5 (300 epochs); the solo-learn method runs at w = 1,
-    beta = 0.5 (:data:`cvr_solo.config.CEB_DEFAULTS`).
+    ``e_cos``: the cosines from :func:`vmf_rsample` (exact log e). The defaults are the
+    release's objective (kappa_e = 16384, kappa_b = 10, beta = 1, w = 2); the solo-learn
+    method runs at solo-learn's BYOL scale, w = 1 and beta = 0.5 (docs/c-byol-scale.md).
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)

@@ -33,12 +33,11 @@ class CBYOL(CEBMixin, BYOL):
         pred_hidden_dim); defaults in :data:`cvr_solo.config.CEB_DEFAULTS`:
             kappa_e (float): forward-encoder concentration. Defaults to 16384.
             kappa_b (float): backward-encoder concentration. Defaults to 10.
-            beta (float): weight of the residual information. Defaults to 0.5 (the published
-                beta / w = 1 / 2 at solo-learn's BYOL loss scale w = 1).
+            beta (float): weight of the residual information. Defaults to 0.5.
             beta_schedule (str): constant | warmup | cosine. Defaults to constant.
             beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
-            w (float): weight of the regression term (kappa_d / 2). Defaults to 1, BYOL's
-                weight in solo-learn; the release's absolute scale is w = 2 with beta = 1.
+            w (float): weight of the regression term. Defaults to 1, solo-learn's BYOL scale
+                (w and beta: docs/c-byol-scale.md).
             b_view (str): condition b on the target of the ``same`` view as z (the public TF
                 release, which produced the published numbers; default) or of the ``other``
                 view (the CEB definition read literally).
