@@ -50,9 +50,9 @@ def check_number(name: str, value: Any, *, low: float | None = None, inclusive: 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral if integer
                                                  else numbers.Real):
         fail(name, allowed if integer else noun, value, error)
-    if ((not integer and not math.isfinite(value)) or (low is not None and (value < low if inclusive
-                                                          else value <= low))
-            or (high is not None and value > high)):
+    below = low is not None and (value < low if inclusive else value <= low)
+    above = high is not None and value > high
+    if (not integer and not math.isfinite(value)) or below or above:
         fail(name, allowed, value, error)
     return int(value) if integer else float(value)
 
