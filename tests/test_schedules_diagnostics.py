@@ -110,7 +110,8 @@ def test_lipschitz_bound_from_float32_cosines_keeps_small_distances():
     hy = F.normalize(hx + 1e-2 / math.sqrt(d) * torch.randn(4, d, dtype=torch.float64,
                                                             generator=torch.Generator()
                                                             .manual_seed(3)), dim=-1)
-    x, y = torch.zeros(4, 1, dtype=torch.float64), torch.ones(4, 1, dtype=torch.float64)
+    x = torch.zeros(4, 2, dtype=torch.float64)  # ‖x - y‖ = 1: the bound is the distance
+    y = torch.tensor([[1.0, 0.0]] * 4, dtype=torch.float64)
     exact = (hx - hy).norm(dim=-1).max().item()
     cos = (hx * hy).sum(-1)
     assert lipschitz_lower_bound_from_cos(cos.float(), x, y).item() == pytest.approx(
