@@ -20,7 +20,8 @@ __version__ = "0.1.0"
 _CEB_NAMES = (
     "BETA_SCHEDULES", "B_VIEWS", "FAILURE_BOUND", "CBYOLLossOutput", "CSimCLRLossOutput",
     "VonMisesFisher", "beta_at", "c_byol_loss", "c_simclr_loss", "embedding_distance_from_kl",
-    "held_back_beta", "lipschitz_lower_bound", "log_bessel_iv", "log_normalizer",
+    "held_back_beta", "lipschitz_lower_bound", "lipschitz_lower_bound_from_cos",
+    "log_bessel_iv", "log_normalizer",
     "mean_resultant_length", "pair_distances", "residual_floor", "residual_information",
     "sampler_failures", "shrink_threshold", "vmf_kl", "vmf_rsample", "wood_acceptance",
     "wood_plan",

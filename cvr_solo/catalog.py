@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cvr_solo.metric_names import BARLOW_LOSS, CONTRASTIVE, NCE_LOSS, NEG_COS_SIM, STEP
+
 __all__ = ["BASELINE_OF", "CEB_METHODS", "METHODS", "MethodInfo", "lookup"]
 
 
@@ -44,13 +46,13 @@ _BYOL_KW = ("proj_hidden_dim", "proj_output_dim", "pred_hidden_dim")
 
 #: name -> MethodInfo, baselines first, each C-variant after its baseline.
 METHODS: dict[str, MethodInfo] = {m.name: m for m in (
-    MethodInfo("simclr", "simclr", None, _SIMCLR_KW, "train_nce_loss_step"),
-    MethodInfo("c_simclr", "c_simclr", "simclr", _SIMCLR_KW, "train_contrastive_step"),
-    MethodInfo("byol", "byol", None, _BYOL_KW, "train_neg_cos_sim_step", momentum=True),
-    MethodInfo("c_byol", "c_byol", "byol", _BYOL_KW, "train_neg_cos_sim_step", momentum=True),
+    MethodInfo("simclr", "simclr", None, _SIMCLR_KW, NCE_LOSS + STEP),
+    MethodInfo("c_simclr", "c_simclr", "simclr", _SIMCLR_KW, CONTRASTIVE + STEP),
+    MethodInfo("byol", "byol", None, _BYOL_KW, NEG_COS_SIM + STEP, momentum=True),
+    MethodInfo("c_byol", "c_byol", "byol", _BYOL_KW, NEG_COS_SIM + STEP, momentum=True),
     MethodInfo("barlow_twins", "barlow", None,
                ("proj_hidden_dim", "proj_output_dim", "lamb", "scale_loss"),
-               "train_barlow_loss_step", aliases=("barlow",)),
+               BARLOW_LOSS + STEP, aliases=("barlow",)),
 )}
 
 #: compressed variant -> its baseline.

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cvr_solo.checks import check_choice
 from cvr_solo.config import ConfigError, validate_linear_cfg, validate_pretrain_cfg
 
 __all__ = ["compose_and_validate"]
@@ -64,8 +65,7 @@ def compose_and_validate(config_dir: str | Path, config_name: str,
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    if kind not in _VALIDATORS:
-        raise ValueError(f"kind must be one of {', '.join(_VALIDATORS)}, got {kind!r}")
+    check_choice("kind", kind, tuple(_VALIDATORS))
     folder = Path(config_dir).resolve()
     name = config_name if config_name.endswith(".yaml") else config_name + ".yaml"
     if not (folder / name).is_file():

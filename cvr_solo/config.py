@@ -8,14 +8,15 @@ failure is a :class:`ConfigError` naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cvr_solo.catalog import METHODS
 from cvr_solo.ceb.losses import B_VIEWS
 from cvr_solo.ceb.schedules import BETA_SCHEDULES
+from cvr_solo.checks import check_bool, check_choice, check_number
 
 __all__ = [
     "CEB_DEFAULTS",
@@ -33,14 +34,17 @@ class ConfigError(ValueError):
     """A configuration value is missing or out of range."""
 
 
+#: :mod:`cvr_solo.checks` raising ConfigError.
+_number = partial(check_number, error=ConfigError)
+_choice = partial(check_choice, error=ConfigError)
+_bool = partial(check_bool, error=ConfigError)
+
+
 #: CEB settings of the compressed variants (Lee et al. 2021). C-SimCLR: the published
 #: kappa_e = 1024, kappa_b = 10, beta = 1, with beta held below the batch's shrink threshold
 #: (beta_guard = 0.5; null is the release: docs/c-simclr-stability.md). C-BYOL: the published
-#: kappa_e = 16384, kappa_b = 10 and the public release's pairing (b_view="same"); its loss
-#: scale is solo-learn's BYOL's (w = 1: solo-learn's BYOL loss is 2 - 2cos per direction)
-#: with beta = 0.5, which keeps the published beta / w = 1 / 2 (1000-epoch runs), so C-BYOL
-#: differs from BYOL only in the CEB terms. The release's absolute scale is w = 2, beta = 1
-#: (w = 5 for 300 epochs).
+#: kappa_e = 16384, kappa_b = 10 and the public release's pairing (b_view="same"), at
+#: solo-learn's BYOL scale w = 1 with beta = 0.5 (docs/c-byol-scale.md).
 CEB_DEFAULTS: dict[str, dict[str, Any]] = {
     "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
                  "beta_warmup_epochs": 0, "beta_guard": 0.5, "lipschitz_diagnostic": True},
@@ -67,25 +71,6 @@ def _get(cfg: Any, key: str, default: Any = _MISSING) -> Any:
         else:
             raise ConfigError(f"{key} is missing")
     return node
-
-
-def _number(key: str, value: Any, *, low: float, inclusive: bool = True,
-            high: float | None = None, integer: bool = False) -> float | int:
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value):
-        raise ConfigError(f"{key} must be {kind}, got {value!r}")
-    below = value < low if inclusive else value <= low
-    if below or (high is not None and value > high):
-        rng = f"{'>=' if inclusive else '>'} {low:g}" + (f" and <= {high:g}" if high else "")
-        raise ConfigError(f"{key} must be {kind} {rng}, got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _choice(key: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    return value
 
 
 def _check_base_kwargs(method: str, mk: Mapping) -> None:
@@ -146,9 +131,7 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
         if out["beta_guard"] is not None:
             out["beta_guard"] = _number("method_kwargs.beta_guard", out["beta_guard"], low=0,
                                         inclusive=False, high=1)
-        if not isinstance(out["lipschitz_diagnostic"], bool):
-            raise ConfigError("method_kwargs.lipschitz_diagnostic must be true or false, got "
-                              f"{out['lipschitz_diagnostic']!r}")
+        _bool("method_kwargs.lipschitz_diagnostic", out["lipschitz_diagnostic"])
     else:
         out["w"] = _number("method_kwargs.w", out["w"], low=0, inclusive=False)
         _choice("method_kwargs.b_view", out["b_view"], B_VIEWS)
@@ -197,8 +180,7 @@ def check_backbone(cfg: Any) -> None:
     stem = _get(cfg, "backbone.kwargs.small_stem", None)
     if stem is None:
         return
-    if not isinstance(stem, bool):
-        raise ConfigError(f"backbone.kwargs.small_stem must be true or false, got {stem!r}")
+    _bool("backbone.kwargs.small_stem", stem)
     if stem and not str(name).startswith("resnet"):
         raise ConfigError(f"backbone.kwargs.small_stem=true needs a ResNet backbone (resnet18, "
                           f"resnet50), got backbone.name={name!r}")
@@ -260,9 +242,7 @@ def _check_collapse_warning(cfg: Any) -> None:
     """The optional ``collapse_warning`` block (cvr_solo.launch.collapse.collapse_callback):
     enabled (default true), patience (logged steps), threshold (std of z/|z|); an absent or
     null value leaves CollapseMonitor's default."""
-    enabled = _get(cfg, "collapse_warning.enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"collapse_warning.enabled must be true or false, got {enabled!r}")
+    _bool("collapse_warning.enabled", _get(cfg, "collapse_warning.enabled", True))
     patience = _get(cfg, "collapse_warning.patience", None)
     if patience is not None:
         _number("collapse_warning.patience", patience, low=1, integer=True)

@@ -12,6 +12,7 @@ from typing import Any, get_args
 
 import torch
 
+from cvr_solo.checks import fail
 from cvr_solo.config import ConfigError
 
 __all__ = ["check_checkpoint_dir", "check_precision", "normalize_devices"]
@@ -26,8 +27,7 @@ def normalize_devices(cfg: Any) -> None:
     if isinstance(devices, bool) or not isinstance(devices, numbers.Integral):
         return
     if devices < 1:
-        raise ConfigError(f"devices must be >= 1, a list of device indices or 'auto', got "
-                          f"{devices!r}")
+        fail("devices", ">= 1, a list of device indices or 'auto'", devices, ConfigError)
     accel = cfg.get("accelerator", "auto")
     on_cpu = accel == "cpu" or (accel == "auto" and not torch.cuda.is_available())
     cfg["devices"] = str(devices) if on_cpu else list(range(int(devices)))
@@ -44,7 +44,7 @@ def check_precision(value: Any) -> None:
     allowed = [a for literal in get_args(_PRECISION_INPUT) for a in get_args(literal)]
     if isinstance(value, bool) or value not in allowed:
         names = dict.fromkeys(map(str, allowed))
-        raise ConfigError(f"precision must be one of {', '.join(names)}, got {value!r}")
+        fail("precision", f"one of {', '.join(names)}", value, ConfigError)
 
 
 def check_checkpoint_dir(value: Any) -> None:

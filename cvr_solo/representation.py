@@ -4,10 +4,11 @@
   normalised singular values of a batch of features.
 - :func:`alignment` and :func:`uniformity`: Wang & Isola (2020, Sec. 4.1) on l2-normalised
   embeddings of positive pairs.
-- :func:`normalised_std`: the mean over dimensions of the standard deviation of the
-  l2-normalised embeddings; about ``1/sqrt(d)`` for well-spread embeddings, 0 when they
-  collapse to one point (the collapse signal of Chen & He 2021, Sec. 4.1).
-- :func:`spread`: the same std with the positive and negative squared distances of a
+- :func:`z_std`: the one definition of "z std" in cvr-solo, the mean over dimensions of the
+  population standard deviation over a batch of the l2-normalised embeddings; about
+  ``1/sqrt(d)`` for well-spread embeddings, 0 when they collapse to one point (the collapse
+  signal of Chen & He 2021, Sec. 4.1). :func:`normalised_std` is it as a Python float.
+- :func:`spread`: that std with the positive and negative squared distances of a
   training batch, as device tensors (no host sync), for logging inside a training step.
 """
 
@@ -19,8 +20,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from cvr_solo.checks import check_number
+
 __all__ = ["COLLAPSE_FRACTION", "Spread", "alignment", "collapse_threshold", "effective_rank",
-           "normalised_std", "spread", "summary", "uniformity"]
+           "normalised_std", "spread", "summary", "uniformity", "z_std"]
 
 #: Projections count as collapsed when the per-dimension std of z/|z| is below this fraction
 #: of its isotropic value 1/sqrt(d): 0.0031 at d = 256, where healthy runs stay above 0.01
@@ -37,9 +40,7 @@ def collapse_threshold(d: int) -> float:
         >>> collapse_threshold(256)
         0.003125
     """
-    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise ValueError(f"d must be an integer >= 1, got {d!r}")
-    return COLLAPSE_FRACTION / math.sqrt(d)
+    return COLLAPSE_FRACTION / math.sqrt(check_number("d", d, low=1, integer=True))
 
 
 def _matrix(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -128,8 +129,27 @@ def uniformity(z: torch.Tensor, t: float = 2.0) -> float:
     return float(torch.logsumexp(-t * sq, dim=0) - math.log(len(sq)))
 
 
+def z_std(z: torch.Tensor) -> torch.Tensor:
+    """mean_k std_i(h_ik), h = z / ||z||: the population std over every row of ``z`` (the
+    batch; both views when they are stacked), averaged over the last dimension.
+
+    Args:
+        z: ``(..., d)`` embeddings; 16-bit ones are upcast to float32.
+
+    Returns:
+        A 0-d tensor, detached, on z's device (no host sync).
+
+    Example:
+        >>> float(z_std(torch.tensor([[3.0, 0.0], [0.0, 2.0]])))
+        0.5
+    """
+    z = z.detach()
+    h = F.normalize(z if z.dtype == torch.float64 else z.float(), dim=-1)
+    return h.reshape(-1, h.shape[-1]).std(dim=0, unbiased=False).mean()
+
+
 def normalised_std(z: torch.Tensor) -> float:
-    """Mean over dimensions of the (population) standard deviation of ``z / ||z||``.
+    """:func:`z_std` of a batch ``z``, as a Python float.
 
     Args:
         z: ``(n, d)`` embeddings.
@@ -145,8 +165,7 @@ def normalised_std(z: torch.Tensor) -> float:
         >>> normalised_std(torch.ones(5, 3))
         0.0
     """
-    x = F.normalize(_matrix(z, "z"), dim=1)
-    return float(x.std(dim=0, unbiased=False).mean())
+    return float(z_std(_matrix(z, "z")))
 
 
 def summary(feats: torch.Tensor, z1: torch.Tensor | None = None,
@@ -182,7 +201,7 @@ def summary(feats: torch.Tensor, z1: torch.Tensor | None = None,
 class Spread(NamedTuple):
     """What :func:`spread` returns, each a 0-d float32 tensor on the inputs' device.
 
-    z_std: mean over dimensions of the population std of h = z/|z| (both views pooled).
+    z_std: :func:`z_std` of both views pooled.
     positive: A, the mean of ‖h1_i - h2_i‖² over the batch (Wang & Isola's alignment).
     negative: D, the mean of ‖h_i - h_j‖² over pairs i != j of one view (views averaged).
     ratio: A / D; 1 when the two views of an image are no closer than two images.
@@ -228,7 +247,7 @@ def spread(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-12) -> Spread:
     from cvr_solo.ceb.diagnostics import pair_distances
 
     with torch.no_grad():
-        h = F.normalize(torch.stack([z1, z2]).detach().float(), dim=-1)  # (2, n, d)
-        z_std = h.flatten(0, 1).std(dim=0, unbiased=False).mean()
+        pair = torch.stack([z1, z2]).detach().float()
+        h = F.normalize(pair, dim=-1)  # (2, n, d)
         positive, negative = pair_distances(h[0], h[1])
-    return Spread(z_std, positive, negative, positive / negative.clamp_min(eps))
+    return Spread(z_std(pair), positive, negative, positive / negative.clamp_min(eps))

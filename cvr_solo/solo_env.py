@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import sys
+from typing import Any
 
 __all__ = ["MIN_SOLO_VERSION", "SOLO_COMMIT", "SOLO_COMMIT_SHA", "SOLO_REPO",
            "SoloLearnUnavailableError", "install_hint", "online_knn_problem", "require_solo",
-           "solo_available"]
+           "solo_available", "switch_off_unbuildable_knn"]
 
 SOLO_REPO = "https://github.com/vturrisi/solo-learn"
 #: The solo-learn commit cvr-solo is tested against (GitHub HEAD of 2026-04-22).
@@ -130,3 +132,27 @@ def solo_available() -> bool:
     except SoloLearnUnavailableError:
         return False
     return True
+
+
+def switch_off_unbuildable_knn(cfg: Any, command: str) -> str | None:
+    """Turns ``knn_eval.enabled`` off, with one line on stderr, where solo-learn's online kNN
+    metric cannot be built (:func:`online_knn_problem`); building the method would otherwise
+    end in torchmetrics' ``compute_on_step`` error.
+
+    Args:
+        cfg: the parsed pretrain config (solo-learn's ``parse_cfg`` fills ``knn_eval``).
+        command: the command named in the message.
+
+    Returns:
+        The line printed, or None when nothing was changed.
+    """
+    if not cfg.get("knn_eval") or not cfg.knn_eval.get("enabled"):
+        return None
+    problem = online_knn_problem()
+    if problem is None:
+        return None
+    cfg.knn_eval.enabled = False
+    line = (f"cvr-solo {command}: knn_eval.enabled=True switched off: {problem}; "
+            "the run goes on without online kNN")
+    print(line, file=sys.stderr, flush=True)
+    return line

@@ -76,7 +76,7 @@ def test_logged_residual_floor_is_the_spec_value(kappa_e, floor):
     assert m.residual_floor == pytest.approx(floor, abs=5e-3)
     residual = torch.tensor([floor + 1.0, floor + 3.0], dtype=torch.float64)
     m._log_ceb(torch.tensor(2.0), residual, 0.5, torch.tensor(0.1), "c_byol",
-               neg_cos_sim=torch.tensor(0.7))
+               {"train_neg_cos_sim": torch.tensor(0.7)})
     assert float(m.logged["train_residual"]) == pytest.approx(floor + 2.0, abs=5e-3)
     assert float(m.logged["train_residual_above_floor"]) == pytest.approx(2.0, abs=5e-3)
     assert (m.logged["train_kappa_e"], m.logged["train_kappa_b"]) == (kappa_e, 10.0)

@@ -257,3 +257,18 @@ def test_losses_have_no_python_loop_over_the_batch():
         zs = [vmf_rsample(m, 100.0)[0] for m in e]
         counts.append(n_nodes(c_byol_loss(ts[:2], ts[2:], zs, e, e).loss))
     assert counts[0] == counts[1]
+
+
+def test_c_byol_defaults_loss_is_the_release_method_is_solo_learns_scale():
+    """docs/c-byol-scale.md: c_byol_loss defaults to the release's w = 2, beta = 1; the method
+    runs at solo-learn's w = 1 with the same beta / w; kappas and b_view agree."""
+    import inspect
+
+    from cvr_solo.config import CEB_DEFAULTS
+
+    loss = {k: p.default for k, p in inspect.signature(c_byol_loss).parameters.items()}
+    method = CEB_DEFAULTS["c_byol"]
+    assert (loss["w"], loss["beta"]) == (2.0, 1.0)
+    assert (method["w"], method["beta"]) == (1.0, 0.5)
+    assert loss["beta"] / loss["w"] == method["beta"] / method["w"]
+    assert all(loss[k] == method[k] for k in ("kappa_e", "kappa_b", "b_view"))

@@ -8,12 +8,14 @@ import math
 import pytest
 import torch
 
+from cvr_solo.metric_names import DIAGNOSTICS
 from cvr_solo.representation import (
     alignment,
     effective_rank,
     normalised_std,
     summary,
     uniformity,
+    z_std,
 )
 
 
@@ -70,3 +72,10 @@ def test_summary_keys():
     assert s["z_std_ref"] == 0.5 and s["rankme_feats"] == pytest.approx(4.0, rel=1e-5)
     assert set(summary(torch.eye(3), torch.eye(3))) == {
         "rankme_feats", "rankme_z", "uniformity", "z_std", "z_std_ref"}
+    assert set(s) == set(DIAGNOSTICS)  # the logged diag_* names are these keys
+
+
+def test_z_std_is_normalised_std_pooled_over_leading_dims():
+    z = torch.randn(2, 16, 8, generator=torch.Generator().manual_seed(0))
+    assert float(z_std(z)) == pytest.approx(normalised_std(z.flatten(0, 1)), rel=1e-5)
+    assert z_std(z.half()).dtype == torch.float32 and not z_std(z.requires_grad_()).requires_grad

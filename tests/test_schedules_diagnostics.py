@@ -16,6 +16,7 @@ from cvr_solo import (
     beta_at,
     embedding_distance_from_kl,
     lipschitz_lower_bound,
+    lipschitz_lower_bound_from_cos,
     residual_floor,
     vmf_kl,
 )
@@ -93,6 +94,30 @@ def test_lipschitz_lower_bound_is_max_ratio():
     assert bound.item() == pytest.approx(ratios.max().item(), rel=1e-6)
     # identical views carry no information and are skipped
     assert lipschitz_lower_bound(kl, x, x, d, ke, kb).item() == 0.0
+    # from the cosine directly: the same bound, without the KL's floor of hundreds of nats
+    cos = (hx * hy).sum(-1).detach()
+    assert lipschitz_lower_bound_from_cos(cos, x, y).item() == pytest.approx(
+        ratios.max().item(), rel=1e-12)
+    assert lipschitz_lower_bound_from_cos(cos, x, x).item() == 0.0
+    assert lipschitz_lower_bound_from_cos(cos.float(), x, y).dtype == torch.float32
+
+
+def test_lipschitz_bound_from_float32_cosines_keeps_small_distances():
+    """A distance of 1e-2 between unit vectors (d = 256) from float32 cosines, to 1 %."""
+    d = 256
+    hx = F.normalize(torch.randn(4, d, generator=torch.Generator().manual_seed(2),
+                                 dtype=torch.float64), dim=-1)
+    hy = F.normalize(hx + 1e-2 / math.sqrt(d) * torch.randn(4, d, dtype=torch.float64,
+                                                            generator=torch.Generator()
+                                                            .manual_seed(3)), dim=-1)
+    x = torch.zeros(4, 2, dtype=torch.float64)  # ‖x - y‖ = 1: the bound is the distance
+    y = torch.tensor([[1.0, 0.0]] * 4, dtype=torch.float64)
+    exact = (hx - hy).norm(dim=-1).max().item()
+    cos = (hx * hy).sum(-1)
+    assert lipschitz_lower_bound_from_cos(cos.float(), x, y).item() == pytest.approx(
+        exact, rel=1e-2)
+    with pytest.raises(ValueError, match=r"cos must be a 1-d tensor .one value per pair."):
+        lipschitz_lower_bound_from_cos(cos[:, None], x, y)
 
 
 def test_diagnostic_errors():

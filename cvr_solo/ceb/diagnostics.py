@@ -13,24 +13,28 @@ For C-SimCLR mu_e = mu_b = h (the normalised projector), so solving for the dist
                        + log C_d(kappa_b)] / (kappa_b A_d(kappa_e)),
 
 and Lip(h) >= ‖h(x) - h(y)‖ / ‖x - y‖ for any two views x, y of an image. (Derived here from
-the CEB bound; not stated in the paper's text.)
+the CEB bound; not stated in the paper's text.) Given the cosine itself, the distance is
+‖h(x) - h(y)‖ = sqrt(2 - 2 h(x)^T h(y)) (:func:`lipschitz_lower_bound_from_cos`), exact where
+the KL route subtracts a floor of hundreds of nats.
 """
 
 from __future__ import annotations
 
 import torch
 
-from cvr_solo.ceb._checks import (
+from cvr_solo.ceb.special import _mean_resultant_length
+from cvr_solo.ceb.vmf import vmf_kl
+from cvr_solo.checks import (
     check_dim,
     check_features,
+    check_fraction,
     check_non_negative,
     check_positive,
     check_same_shape,
 )
-from cvr_solo.ceb.special import _mean_resultant_length
-from cvr_solo.ceb.vmf import vmf_kl
 
-__all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound", "pair_distances",
+__all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound",
+           "lipschitz_lower_bound_from_cos", "pair_distances",
            "residual_floor", "shrink_threshold"]
 
 
@@ -90,9 +94,7 @@ def held_back_beta(beta: float, h1: torch.Tensor, h2: torch.Tensor, kappa_e: flo
     """
     beta = check_non_negative("beta", beta)
     kappa_e = check_positive("kappa_e", kappa_e)
-    guard = check_positive("guard", guard)
-    if guard > 1:
-        raise ValueError(f"guard must be in (0, 1], got {guard!r}")
+    guard = check_fraction("guard", guard)
     positive, negative = pair_distances(h1, h2)
     ratio = positive / negative.clamp_min(1e-12)
     a_d = _mean_resultant_length(check_dim("d", h1.shape[-1]), kappa_e)
@@ -146,23 +148,48 @@ def embedding_distance_from_kl(kl: torch.Tensor, d: int, kappa_e: float,
     return sq.clamp_min(0).sqrt()
 
 
-def lipschitz_lower_bound(kl: torch.Tensor, x: torch.Tensor, y: torch.Tensor, d: int,
-                          kappa_e: float, kappa_b: float, eps: float = 1e-12) -> torch.Tensor:
-    """max over pairs i of ‖h(x_i) - h(y_i)‖ / ‖x_i - y_i‖, a lower bound on Lip(h).
-
-    kl: KL(e(.|x_i) || b(.|y_i)) per pair, shape (B,) (closed form or the residual R as a
-    one-sample estimate); x, y: the two views, shape (B, ...). Pairs with ‖x_i - y_i‖ <= eps
-    are skipped (0 if all are).
-    """
-    if not isinstance(kl, torch.Tensor) or kl.dim() != 1:
-        raise ValueError(f"kl must be a 1-d tensor (one value per pair), got "
-                         f"{getattr(kl, 'shape', type(kl).__name__)}")
+def _check_pairs(name: str, per_pair: object, x: object, y: object) -> None:
+    """``per_pair`` holds one value per pair of views ``x``, ``y`` (B, ...)."""
+    if not isinstance(per_pair, torch.Tensor) or per_pair.dim() != 1:
+        raise ValueError(f"{name} must be a 1-d tensor (one value per pair), got "
+                         f"{getattr(per_pair, 'shape', type(per_pair).__name__)}")
     check_features("x", x, ndim=None)
     check_features("y", y, ndim=None)
     check_same_shape(("x", "y"), (x, y))
-    if x.shape[0] != kl.shape[0]:
-        raise ValueError(f"x must have one row per kl value ({kl.shape[0]}), got {x.shape[0]}")
-    dist_h = embedding_distance_from_kl(kl.detach().double(), d, kappa_e, kappa_b)
+    if x.shape[0] != per_pair.shape[0]:
+        raise ValueError(f"x must have one row per {name} value ({per_pair.shape[0]}), got "
+                         f"{x.shape[0]}")
+
+
+def _max_ratio(dist_h: torch.Tensor, x: torch.Tensor, y: torch.Tensor, eps: float,
+               like: torch.Tensor) -> torch.Tensor:
+    """max_i dist_h_i / ‖x_i - y_i‖ over the pairs with ‖x_i - y_i‖ > eps (0 if none), in
+    ``like``'s floating dtype (float32 for an integer one)."""
     dist_x = (x.detach().double() - y.detach().double()).flatten(1).norm(dim=1)
     ratio = torch.where(dist_x > eps, dist_h / dist_x.clamp_min(eps), torch.zeros_like(dist_h))
-    return ratio.max().to(kl.dtype if kl.is_floating_point() else torch.float32)
+    return ratio.max().to(like.dtype if like.is_floating_point() else torch.float32)
+
+
+def lipschitz_lower_bound(kl: torch.Tensor, x: torch.Tensor, y: torch.Tensor, d: int,
+                          kappa_e: float, kappa_b: float, eps: float = 1e-12) -> torch.Tensor:
+    """max over pairs i of ‖h(x_i) - h(y_i)‖ / ‖x_i - y_i‖, a lower bound on Lip(h), with the
+    distance from :func:`embedding_distance_from_kl`.
+
+    kl: KL(e(.|x_i) || b(.|y_i)) per pair, shape (B,) (closed form or the residual R as a
+    one-sample estimate); x, y: the two views, shape (B, ...). Pairs with ‖x_i - y_i‖ <= eps
+    are skipped (0 if all are). Given the cosines, :func:`lipschitz_lower_bound_from_cos`.
+    """
+    _check_pairs("kl", kl, x, y)
+    dist_h = embedding_distance_from_kl(kl.detach().double(), d, kappa_e, kappa_b)
+    return _max_ratio(dist_h, x, y, eps, kl)
+
+
+def lipschitz_lower_bound_from_cos(cos: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                                   eps: float = 1e-12) -> torch.Tensor:
+    """max over pairs i of ‖h(x_i) - h(y_i)‖ / ‖x_i - y_i‖ with ‖h(x) - h(y)‖ = sqrt(2 - 2 cos)
+    for unit h: :func:`lipschitz_lower_bound` without the KL.
+
+    cos: h(x_i)^T h(y_i) per pair, shape (B,); x, y, eps: as in :func:`lipschitz_lower_bound`.
+    """
+    _check_pairs("cos", cos, x, y)
+    return _max_ratio((2 - 2 * cos.detach().double()).clamp_min(0).sqrt(), x, y, eps, cos)

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvr_solo.ceb._checks import check_positive
 from cvr_solo.ceb.vmf import vmf_rsample
+from cvr_solo.checks import check_positive
 
 __all__ = ["BackwardEncoder", "StochasticPrediction", "StochasticPredictor"]
 

@@ -22,16 +22,17 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from cvr_solo.ceb._checks import (
+from cvr_solo.ceb.diagnostics import held_back_beta
+from cvr_solo.ceb.special import _log_normalizer
+from cvr_solo.ceb.vmf import vmf_rsample
+from cvr_solo.checks import (
     check_choice,
     check_features,
+    check_fraction,
     check_non_negative,
     check_positive,
     check_same_shape,
 )
-from cvr_solo.ceb.diagnostics import held_back_beta
-from cvr_solo.ceb.special import _log_normalizer
-from cvr_solo.ceb.vmf import vmf_rsample
 
 __all__ = [
     "B_VIEWS",
@@ -172,9 +173,7 @@ def c_simclr_loss(
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
     if beta_guard is not None:
-        beta_guard = check_positive("beta_guard", beta_guard)
-        if beta_guard > 1:
-            raise ValueError(f"beta_guard must be in (0, 1] or None, got {beta_guard!r}")
+        beta_guard = check_fraction("beta_guard", beta_guard)
     b = r1.shape[0]
     with torch.autocast(r1.device.type, enabled=False):
         r1 = F.normalize(_upcast(r1), dim=-1)
@@ -257,10 +256,9 @@ def c_byol_loss(
     with v' = v when ``b_view="same"`` (the public TF release, whose second pass swaps the
     views; it produced the published numbers, so it is the default) and v' the other view
     when ``b_view="other"`` (y = the other view, the CEB definition read literally).
-    w plays kappa_d/2: w ‖p̂ - t̂‖² is -log vMF(t̂; p̂, 2w) up to a constant. ``e_cos``: the
-    cosines from :func:`vmf_rsample` (exact log e). Published: kappa_e = 16384, kappa_b = 10,
-    beta = 1, w = 2 (1000 epochs) or 5 (300 epochs); the solo-learn method runs at w = 1,
-    beta = 0.5 (:data:`cvr_solo.config.CEB_DEFAULTS`).
+    ``e_cos``: the cosines from :func:`vmf_rsample` (exact log e). The defaults are the
+    release's objective (kappa_e = 16384, kappa_b = 10, beta = 1, w = 2); the solo-learn
+    method runs at solo-learn's BYOL scale, w = 1 and beta = 0.5 (docs/c-byol-scale.md).
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)

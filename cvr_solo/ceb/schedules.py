@@ -10,19 +10,12 @@ All are pure functions of (step, total_steps, warmup_steps):
 from __future__ import annotations
 
 import math
-import numbers
 
-from cvr_solo.ceb._checks import check_choice, check_non_negative
+from cvr_solo.checks import check_choice, check_non_negative, check_number, fail
 
 __all__ = ["BETA_SCHEDULES", "beta_at"]
 
 BETA_SCHEDULES = ("constant", "warmup", "cosine")
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def beta_at(step: int, total_steps: int, warmup_steps: int = 0, beta: float = 1.0,
@@ -34,12 +27,11 @@ def beta_at(step: int, total_steps: int, warmup_steps: int = 0, beta: float = 1.
     """
     schedule = check_choice("beta_schedule", schedule, BETA_SCHEDULES)
     beta = check_non_negative("beta", beta)
-    step = _check_int("step", step, 0)
-    total_steps = _check_int("total_steps", total_steps, 1)
-    warmup_steps = _check_int("warmup_steps", warmup_steps, 0)
+    step = check_number("step", step, low=0, integer=True)
+    total_steps = check_number("total_steps", total_steps, low=1, integer=True)
+    warmup_steps = check_number("warmup_steps", warmup_steps, low=0, integer=True)
     if warmup_steps > total_steps:
-        raise ValueError(f"warmup_steps must be <= total_steps ({total_steps}), "
-                         f"got {warmup_steps}")
+        fail("warmup_steps", f"<= total_steps ({total_steps})", warmup_steps)
     if schedule == "constant":
         return beta
     if schedule == "warmup":

@@ -15,6 +15,8 @@ import math
 
 import torch
 
+from cvr_solo.checks import check_non_negative, check_positive
+
 __all__ = ["log_bessel_iv"]
 
 
@@ -41,10 +43,7 @@ def log_bessel_iv(order: float, x: float) -> float:
         >>> round(log_bessel_iv(0.5, 1.0), 6)  # I_{1/2}(1) = sqrt(2/pi) sinh(1)
         -0.065702
     """
-    if not (order >= 0 and math.isfinite(order)):
-        raise ValueError(f"order must be a finite number >= 0, got {order!r}")
-    if not (x > 0 and math.isfinite(x)):
-        raise ValueError(f"x must be a finite number > 0, got {x!r}")
+    order, x = check_non_negative("order", order), check_positive("x", x)
     k_star = max(0.0, (math.sqrt(order * order + x * x) - order) / 2 - 1)
     n_terms = math.ceil(k_star + 40 * math.sqrt(k_star + 1)) + 60
     k = torch.arange(n_terms, dtype=torch.float64)

@@ -21,15 +21,15 @@ import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.kl import register_kl
 
-from cvr_solo.ceb._checks import (
+from cvr_solo.ceb.special import _log_normalizer, _mean_resultant_length, log_bessel_iv
+from cvr_solo.ceb.wood import sampler_failures, wood_cosine
+from cvr_solo.checks import (
     check_dim,
     check_features,
     check_positive,
     check_unit,
     unit_norm_tol,
 )
-from cvr_solo.ceb.special import _log_normalizer, _mean_resultant_length, log_bessel_iv
-from cvr_solo.ceb.wood import sampler_failures, wood_cosine
 
 __all__ = [
     "VonMisesFisher",
@@ -161,7 +161,8 @@ def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tupl
 
 
 class _UnitSphere(constraints.Constraint):
-    """Vectors with |‖x‖ - 1| within the dtype's tolerance (see ``_checks.unit_norm_tol``)."""
+    """Vectors with |‖x‖ - 1| within the dtype's tolerance
+    (:func:`cvr_solo.checks.unit_norm_tol`)."""
 
     event_dim = 1
 

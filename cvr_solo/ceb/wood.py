@@ -42,8 +42,8 @@ import operator
 
 import torch
 
-from cvr_solo.ceb._checks import check_dim, check_positive
 from cvr_solo.ceb.special import log_bessel_iv
+from cvr_solo.checks import check_dim, check_number, check_positive
 
 __all__ = ["FAILURE_BOUND", "sampler_failures", "wood_acceptance", "wood_cosine", "wood_plan"]
 
@@ -179,9 +179,8 @@ def wood_plan(n: int, d: int, kappa: float) -> tuple[int, int, int]:
         >>> wood_plan(4096, 256, 16384.0)[0] >= 1
         True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    return _plan(n, check_dim("d", d), check_positive("kappa", kappa))
+    return _plan(check_number("n", n, low=1, integer=True), check_dim("d", d),
+                 check_positive("kappa", kappa))
 
 
 def _proposals(shape: tuple[int, int], d: int, kappa: float, device: torch.device,

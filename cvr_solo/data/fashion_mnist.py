@@ -32,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
+from cvr_solo.checks import check_number, fail
+from cvr_solo.data.balanced import balanced_indices
 from cvr_solo.data.idx import read_idx
 from cvr_solo.data.manifest import (
     MANIFEST_NAME,
@@ -46,43 +49,30 @@ from cvr_solo.data.manifest import (
     write_json_atomic,
 )
 
-__all__ = [
-    "CLASS_NAMES",
-    "DEFAULT_SOURCE",
-    "SOURCE_FILES",
-    "export_fashion_mnist",
-    "missing_source_files",
-    "verify_export",
-]
+__all__ = ["CLASS_NAMES", "DEFAULT_SOURCE", "SOURCE_FILES", "export_fashion_mnist",
+           "missing_source_files", "verify_export"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 
 #: Class folder names, in label order (0..9); they sort in that order too.
-CLASS_NAMES = (
-    "0_tshirt_top",
-    "1_trouser",
-    "2_pullover",
-    "3_dress",
-    "4_coat",
-    "5_sandal",
-    "6_shirt",
-    "7_sneaker",
-    "8_bag",
-    "9_ankle_boot",
-)
+CLASS_NAMES = ("0_tshirt_top", "1_trouser", "2_pullover", "3_dress", "4_coat", "5_sandal",
+               "6_shirt", "7_sneaker", "8_bag", "9_ankle_boot")
 
 SOURCE_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "val": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+SOURCE_NAMES = tuple(name for pair in SOURCE_FILES.values() for name in pair)
 SPLIT_SIZES = {"train": 60_000, "val": 10_000}
 SPLITS = ("train", "val")
 
 INSTALL_COMMAND = "apt-get update && apt-get install -y dataset-fashion-mnist"
 FORMAT = "cvr-solo/fashion-mnist-image-folder"
-FORMAT_VERSION = 1
+#: 2: the subset draw is :mod:`cvr_solo.data.balanced`'s (version 1 drew with numpy's
+#: generator); an export of another version is redone.
+FORMAT_VERSION = 2
 SOURCE_SIZE = 28
 PADDING = 2
 IMAGE_SIZE = SOURCE_SIZE + 2 * PADDING
@@ -92,9 +82,7 @@ PNG_COMPRESS_LEVEL = 1
 _REINSTALL = "reinstall it: apt-get install --reinstall -y dataset-fashion-mnist"
 
 
-# --------------------------------------------------------------------------------------------
-# Reading the source
-# --------------------------------------------------------------------------------------------
+# --- Reading the source ---------------------------------------------------------------------
 
 def _load_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(images (N, 28, 28) uint8, labels (N,) uint8) of one split, with size checks."""
@@ -116,13 +104,11 @@ def _load_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def missing_source_files(source: str | Path) -> list[str]:
     """The names of the four IDX .gz files that ``source`` lacks."""
-    return [name for pair in SOURCE_FILES.values() for name in pair
-            if not (Path(source) / name).is_file()]
+    return [name for name in SOURCE_NAMES if not (Path(source) / name).is_file()]
 
 
 def _source_checksums(source: Path) -> dict[str, str]:
     """sha256 of the four source files; ``FileNotFoundError`` with the install command."""
-    names = [name for pair in SOURCE_FILES.values() for name in pair]
     missing = missing_source_files(source)
     if missing:
         raise FileNotFoundError(
@@ -132,12 +118,10 @@ def _source_checksums(source: Path) -> dict[str, str]:
             f"`{INSTALL_COMMAND}`, or download them through torchvision with `cvr-solo data "
             f"fashion-mnist --download` (or pass source=/--source to a directory holding the "
             f"four IDX .gz files)")
-    return {name: sha256_file(source / name) for name in sorted(names)}
+    return {name: sha256_file(source / name) for name in sorted(SOURCE_NAMES)}
 
 
-# --------------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------------
+# --- Parameters -----------------------------------------------------------------------------
 
 def _check_subset(name: str, value: object, maximum: int) -> int | None:
     if value is None:
@@ -145,8 +129,8 @@ def _check_subset(name: str, value: object, maximum: int) -> int | None:
     n_cls = len(CLASS_NAMES)
     if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0
             or value % n_cls or value > maximum):
-        raise ValueError(f"{name} must be None (everything) or a positive multiple of {n_cls} "
-                         f"(class-balanced) of at most {maximum}, got {value!r}")
+        fail(name, f"None (everything) or a positive multiple of {n_cls} (class-balanced) of "
+                   f"at most {maximum}", value)
     return int(value)
 
 
@@ -159,37 +143,22 @@ def default_val_subset(subset: int) -> int:
 def _resolve_parameters(subset: object, val_subset: object, seed: object) -> dict[str, Any]:
     subset = _check_subset("subset", subset, SPLIT_SIZES["train"])
     val_subset = _check_subset("val_subset", val_subset, SPLIT_SIZES["val"])
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_number("seed", seed, low=0, integer=True)
     if subset is not None and val_subset is None:
         val_subset = default_val_subset(subset)
-    return {"subset": subset, "val_subset": val_subset, "seed": int(seed),
+    return {"subset": subset, "val_subset": val_subset, "seed": seed,
             "image_size": IMAGE_SIZE, "padding": PADDING}
 
 
 def _select(labels: np.ndarray, n: int | None, seed: int, split: str) -> np.ndarray:
-    """Sorted source indices: all, or n / 10 per class drawn without replacement.
-
-    The generator is seeded from (seed, split number), so train and val draws differ and
-    each depends only on ``seed``.
-    """
-    if n is None:
-        return np.arange(len(labels))
-    rng = np.random.default_rng([seed, SPLITS.index(split)])
-    per_class = n // len(CLASS_NAMES)
-    picks = []
-    for c in range(len(CLASS_NAMES)):
-        members = np.flatnonzero(labels == c)
-        if per_class > len(members):
-            raise ValueError(f"{split} has only {len(members)} images of class {c}, "
-                             f"cannot draw {per_class}")
-        picks.append(rng.permutation(members)[:per_class])
-    return np.sort(np.concatenate(picks))
+    """Sorted source indices: all, or :func:`~cvr_solo.data.balanced.balanced_indices` of n,
+    seeded with 2 seed + the split's number, so that train and val draws differ and each
+    depends only on ``seed``."""
+    return balanced_indices(torch.from_numpy(labels.astype(np.int64)), n,
+                            seed * len(SPLITS) + SPLITS.index(split)).numpy()
 
 
-# --------------------------------------------------------------------------------------------
-# Manifest and verification
-# --------------------------------------------------------------------------------------------
+# --- Manifest and verification --------------------------------------------------------------
 
 def verify_export(out: str | Path) -> list[str]:
     """Problems with the export in ``out`` (an empty list means it is complete and intact).
@@ -205,9 +174,7 @@ def verify_export(out: str | Path) -> list[str]:
     return verify_tree(out, manifest, SPLITS, CLASS_NAMES)
 
 
-# --------------------------------------------------------------------------------------------
-# Export
-# --------------------------------------------------------------------------------------------
+# --- Export ---------------------------------------------------------------------------------
 
 def _png_bytes(image: np.ndarray) -> bytes:
     """A 28x28 grey image as the bytes of a 32x32 RGB PNG (2-px black border)."""
@@ -322,16 +289,9 @@ def export_fashion_mnist(out: str | Path, source: str | Path = DEFAULT_SOURCE,
             images, labels = data[split]
             splits[split] = _write_split(out, split, images, labels, selected[split], bar)
     mean, std = _mean_std(data["train"][0][selected["train"]])
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "dataset": "fashion-mnist",
-        "parameters": params,
-        "source": {"path": str(source), "sha256": source_sha},
-        "classes": list(CLASS_NAMES),
-        "mean": [mean] * 3,
-        "std": [std] * 3,
-        "splits": splits,
-    }
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "dataset": "fashion-mnist",
+                "parameters": params, "source": {"path": str(source), "sha256": source_sha},
+                "classes": list(CLASS_NAMES), "mean": [mean] * 3, "std": [std] * 3,
+                "splits": splits}
     write_json_atomic(out / MANIFEST_NAME, manifest)
     return manifest

@@ -13,6 +13,15 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from cvr_solo.checks import check_choice
+from cvr_solo.metric_names import (
+    EPOCH,
+    IMAGES_PER_SEC,
+    PEAK_GPU_MEM_MIB,
+    PEAK_RSS_MIB,
+    STEP_TIME,
+)
+
 
 def logs_this_step(trainer: pl.Trainer) -> bool:
     """Whether Lightning writes the current training step's metrics to its loggers, the steps
@@ -102,10 +111,8 @@ class ThroughputMonitor(pl.Callback):
     """
 
     def __init__(self, skip: int = 2, clock: str = "auto") -> None:
-        if clock not in ("auto", "cuda", "host"):
-            raise ValueError(f"clock must be auto, cuda or host, got {clock!r}")
         self.skip = skip
-        self.clock_kind = clock
+        self.clock_kind = check_choice("clock", clock, ("auto", "cuda", "host"))
         self._clock: HostClock | CudaClock = HostClock()
         self._start: Any = None
         self._last_end: Any = None
@@ -129,9 +136,9 @@ class ThroughputMonitor(pl.Callback):
         epoch's lists and :attr:`_latest`."""
         while self._pending and (wait or self._clock.ready(self._pending[0][2])):
             start, prev_end, end, n_images, warm = self._pending.pop(0)
-            measured = {"train_step_time": self._clock.seconds(start, end)}
+            measured = {STEP_TIME: self._clock.seconds(start, end)}
             if prev_end is not None:
-                measured["train_images_per_sec"] = n_images / max(
+                measured[IMAGES_PER_SEC] = n_images / max(
                     self._clock.seconds(prev_end, end), 1e-9)
             for k, v in measured.items():
                 (self._warmup if warm else self._epoch).setdefault(k, []).append(v)
@@ -147,8 +154,8 @@ class ThroughputMonitor(pl.Callback):
         for k, v in figures.items():
             if not v:
                 continue
-            peak = k.startswith("peak")
-            pl_module.log(f"{k}_epoch", max(v) if peak else statistics.median(v),
+            peak = k in (PEAK_RSS_MIB, PEAK_GPU_MEM_MIB)
+            pl_module.log(k + EPOCH, max(v) if peak else statistics.median(v),
                           on_step=False, on_epoch=True, sync_dist=True,
                           reduce_fx="max" if peak else "mean")
 
@@ -166,10 +173,10 @@ class ThroughputMonitor(pl.Callback):
         self._drain()
         metrics = dict(self._latest) if batch_idx >= self.skip else {}
         scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # ru_maxrss: KiB on Linux
-        metrics["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+        metrics[PEAK_RSS_MIB] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
         if pl_module.device.type == "cuda":
-            metrics["peak_gpu_mem_mib"] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
-        for k in ("peak_rss_mib", "peak_gpu_mem_mib"):
+            metrics[PEAK_GPU_MEM_MIB] = torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+        for k in (PEAK_RSS_MIB, PEAK_GPU_MEM_MIB):
             if k in metrics:
                 self._epoch.setdefault(k, []).append(metrics[k])
         device = pl_module.device

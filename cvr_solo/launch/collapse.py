@@ -22,13 +22,14 @@ anyway, so a training step gains no device sync.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
+from cvr_solo.checks import check_number
 from cvr_solo.launch.callbacks import logs_this_step
+from cvr_solo.metric_names import COLLAPSED, PROJ_ALIGN_RATIO, PROJ_STD
 from cvr_solo.representation import collapse_threshold, spread
 
 __all__ = ["DOCS", "CollapseMonitor", "collapse_callback"]
@@ -56,13 +57,9 @@ class CollapseMonitor(pl.Callback):
 
     def __init__(self, patience: int = 3, threshold: float | None = None,
                  command: str = "pretrain") -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-        if threshold is not None and not (isinstance(threshold, (int, float))
-                                          and math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"threshold must be a number > 0 or None, got {threshold!r}")
-        self.patience = patience
-        self.threshold = threshold
+        self.patience = check_number("patience", patience, low=1, integer=True)
+        self.threshold = (None if threshold is None
+                          else check_number("threshold", threshold, low=0, inclusive=False))
         self.command = command
         self.streak = 0
         self.collapsed_at: int | None = None
@@ -114,8 +111,8 @@ class CollapseMonitor(pl.Callback):
             if trainer.is_global_zero:
                 print(f"cvr-solo {self.command}: warning: {self.message}", flush=True)
         collapsed = torch.full((), float(self.collapsed_at is not None), device=s.z_std.device)
-        pl_module.log_dict({"train_proj_std": s.z_std, "train_proj_align_ratio": s.ratio,
-                            "train_collapsed": collapsed}, on_step=True, on_epoch=False)
+        pl_module.log_dict({PROJ_STD: s.z_std, PROJ_ALIGN_RATIO: s.ratio, COLLAPSED: collapsed},
+                           on_step=True, on_epoch=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"streak": self.streak, "collapsed_at": self.collapsed_at,

@@ -26,6 +26,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from cvr_solo.checks import check_number
+from cvr_solo.metric_names import DIAG_PREFIX
 from cvr_solo.representation import summary
 
 __all__ = ["RepresentationMonitor", "diagnostics_callback"]
@@ -52,9 +54,8 @@ class RepresentationMonitor(pl.Callback):
 
     def __init__(self, dataset: Any, every_n_steps: int, num_images: int,
                  seed: int = 0) -> None:
-        if every_n_steps < 1 or num_images < 2:
-            raise ValueError(f"every_n_steps must be >= 1 and num_images >= 2, got "
-                             f"{every_n_steps} and {num_images}")
+        check_number("every_n_steps", every_n_steps, low=1, integer=True)
+        check_number("num_images", num_images, low=2, integer=True)
         self.dataset = dataset
         self.every = int(every_n_steps)
         self.num_images = min(int(num_images), len(dataset))
@@ -102,7 +103,7 @@ class RepresentationMonitor(pl.Callback):
         if not trainer.is_global_zero or not self._due(trainer):
             return
         self._last_step = trainer.global_step
-        metrics = {f"diag_{k}": v for k, v in self.compute(pl_module).items()}
+        metrics = {DIAG_PREFIX + k: v for k, v in self.compute(pl_module).items()}
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

@@ -24,13 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
 from cvr_solo.datacheck import check_data
-from cvr_solo.launch.common import (
-    dali_module,
-    fit,
-    hydra_entry,
-    parse_with_device_count,
-)
-from cvr_solo.launch.loaders import classification_loaders
+from cvr_solo.launch.devices import parse_with_device_count
+from cvr_solo.launch.entry import hydra_entry
+from cvr_solo.launch.loaders import classification_loaders, dali_module
+from cvr_solo.launch.trainer import fit
 
 
 def load_backbone(cfg: DictConfig) -> nn.Module:

@@ -1,6 +1,6 @@
-"""The classification loaders of the pretrain (online linear) and linear launchers:
-solo-learn's, with the data's own size for ``custom`` data and a named error for an image
-file that cannot be read."""
+"""The loaders of the pretrain (online linear) and linear launchers: solo-learn's
+classification loaders, with the data's own size for ``custom`` data and a named error for an
+image file that cannot be read, and solo-learn's DALI module."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torchvision import transforms
 
 from cvr_solo.datacheck import check_images_on_read
 
-__all__ = ["classification_loaders", "custom_classification_transforms"]
+__all__ = ["classification_loaders", "custom_classification_transforms", "dali_module"]
 
 
 def custom_classification_transforms(crop_size: int, mean: Sequence[float],
@@ -64,3 +64,17 @@ def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float
     check_images_on_read(val_ds, "data.val_path")
     return cd.prepare_dataloaders(train_ds, val_ds, batch_size=cfg.optimizer.batch_size,
                                   num_workers=cfg.data.num_workers)
+
+
+def dali_module() -> Any:
+    """solo-learn's DALI data module (solo.data.dali_dataloader), or a ConfigError saying how
+    to install DALI."""
+    from cvr_solo.config import ConfigError
+
+    try:
+        from solo.data import dali_dataloader
+    except ImportError as err:
+        raise ConfigError("data.format='dali' needs NVIDIA DALI: pip install "
+                          f"'cvr-solo[dali]' (nvidia-dali-cuda120); import failed: {err}"
+                          ) from None
+    return dali_dataloader

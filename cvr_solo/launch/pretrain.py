@@ -17,20 +17,18 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
+from cvr_solo.checks import check_choice
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
 from cvr_solo.datacheck import check_data, check_images_on_read
 from cvr_solo.launch.collapse import collapse_callback
-from cvr_solo.launch.common import (
-    dali_module,
-    fit,
-    hydra_entry,
-    parse_with_device_count,
-    switch_off_unbuildable_knn,
-)
+from cvr_solo.launch.devices import parse_with_device_count
 from cvr_solo.launch.diagnostics import diagnostics_callback
-from cvr_solo.launch.loaders import classification_loaders
+from cvr_solo.launch.entry import hydra_entry
+from cvr_solo.launch.loaders import classification_loaders, dali_module
 from cvr_solo.launch.progress import step_file_from_env
+from cvr_solo.launch.trainer import fit
 from cvr_solo.registry import register
+from cvr_solo.solo_env import switch_off_unbuildable_knn
 
 
 def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:
@@ -126,9 +124,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
     OmegaConf.set_struct(cfg, False)
     validate_pretrain_cfg(cfg)
     register()
-    if cfg.method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(sorted(METHODS))}, got "
-                          f"{cfg.method!r}")
+    check_choice("method", cfg.method, sorted(METHODS), ConfigError)
     check_data(cfg, "pretrain")
     cfg = parse_with_device_count(parse_cfg, cfg)
     switch_off_unbuildable_knn(cfg, "pretrain")

@@ -14,13 +14,23 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 
 from cvr_solo.catalog import CEB_METHODS, lookup
 from cvr_solo.launch.callbacks import logs_this_step
+from cvr_solo.metric_names import (
+    BETA,
+    EPOCH,
+    RESIDUAL_ABOVE_FLOOR,
+    STEP,
+    TRAIN_ACC1,
+    TRAIN_LOSS,
+    VAL_ACC1,
+    ceb_loss,
+)
 from cvr_solo.progress_file import PROGRESS_FILE_ENV, write_step_file
 
 __all__ = ["MethodProgressBar", "StepFile", "bar_items", "run_summary", "step_file_from_env"]
 
 
 def _base(key: str) -> str:
-    return key[: -len("_step")] if key.endswith("_step") else key
+    return key[: -len(STEP)] if key.endswith(STEP) else key
 
 
 def bar_items(method: str | None) -> list[tuple[str, str]]:
@@ -35,23 +45,23 @@ def bar_items(method: str | None) -> list[tuple[str, str]]:
         [('train_c_byol_loss', 'loss'), ('train_neg_cos_sim', 'regression')]
     """
     if method is None:
-        items = [("train_loss", "loss"), ("train_acc1", "acc1")]
+        items = [(TRAIN_LOSS, "loss"), (TRAIN_ACC1, "acc1")]
     else:
         try:
             info = lookup(method)
         except KeyError:
-            return [("val_acc1", "val_acc1")]
+            return [(VAL_ACC1, "val_acc1")]
         if info.name in CEB_METHODS:
             term = "contrastive" if lookup(info.baseline or "").name == "simclr" else "regression"
-            items = [(f"train_{info.name}_loss", "loss"), (_base(info.loss_key), term),
-                     ("train_residual_above_floor", "R-floor"), ("train_beta", "beta")]
+            items = [(ceb_loss(info.name), "loss"), (_base(info.loss_key), term),
+                     (RESIDUAL_ABOVE_FLOOR, "R-floor"), (BETA, "beta")]
         else:
             items = [(_base(info.loss_key), "loss")]
-    return [*items, ("val_acc1", "val_acc1")]
+    return [*items, (VAL_ACC1, "val_acc1")]
 
 
 def _value(metrics: Mapping[str, Any], key: str) -> float | None:
-    for name in (f"{key}_step", key, f"{key}_epoch"):
+    for name in (key + STEP, key, key + EPOCH):
         if name in metrics:
             v = metrics[name]
             v = float(v.item() if hasattr(v, "item") else v)
@@ -122,7 +132,7 @@ def run_summary(command: str, trainer: pl.Trainer, run_dir: str | Path | None,
     lines.append(f"  last checkpoint: {last}")
     if metrics_csv is not None:
         lines.append(f"  metrics:         {metrics_csv}")
-    acc = _value(trainer.callback_metrics, "val_acc1")
+    acc = _value(trainer.callback_metrics, VAL_ACC1)
     if acc is not None:
         what = "online linear val acc@1" if command == "pretrain" else "linear probe val acc@1"
         lines.append(f"  {what}: {acc:.2f} %")

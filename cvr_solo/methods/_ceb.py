@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import omegaconf
@@ -11,6 +12,16 @@ from cvr_solo.ceb.diagnostics import residual_floor
 from cvr_solo.ceb.schedules import beta_at
 from cvr_solo.ceb.wood import sampler_failures
 from cvr_solo.config import ceb_method_kwargs, check_two_crops
+from cvr_solo.metric_names import (
+    BETA,
+    KAPPA_B,
+    KAPPA_E,
+    RESIDUAL,
+    RESIDUAL_ABOVE_FLOOR,
+    VMF_FAILURES,
+    Z_STD,
+    ceb_loss,
+)
 
 
 def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
@@ -54,7 +65,8 @@ class CEBMixin:
                        self.beta, self.beta_schedule)
 
     def _log_ceb(self, loss: torch.Tensor, residual: torch.Tensor, beta: float,
-                 z_std: torch.Tensor, name: str, **extra: torch.Tensor | float) -> None:
+                 z_std: torch.Tensor, name: str,
+                 extra: Mapping[str, torch.Tensor | float] | None = None) -> None:
         """Logs the CEB metrics, all as device tensors, so that a training step does not
         synchronise with the device: Python numbers become ``torch.full`` on the device
         (Lightning's own conversion, ``torch.tensor(number, device=...)``, is a blocking
@@ -69,16 +81,16 @@ class CEBMixin:
 
         r = residual.mean()
         metrics = {
-            f"train_{name}_loss": loss,
-            "train_residual": r,
-            "train_residual_above_floor": r - self.residual_floor,
-            "train_beta": beta,
-            "train_kappa_e": self.kappa_e,
-            "train_kappa_b": self.kappa_b,
-            "train_z_std": z_std,
-            **{f"train_{k}": v for k, v in extra.items()},
+            ceb_loss(name): loss,
+            RESIDUAL: r,
+            RESIDUAL_ABOVE_FLOOR: r - self.residual_floor,
+            BETA: beta,
+            KAPPA_E: self.kappa_e,
+            KAPPA_B: self.kappa_b,
+            Z_STD: z_std,
+            **(extra or {}),
         }
         self.log_dict({k: on_device(v) for k, v in metrics.items()}, on_epoch=True,
                       sync_dist=True)
-        self.log("train_vmf_failures", sampler_failures(device).float(), on_epoch=True,
+        self.log(VMF_FAILURES, sampler_failures(device).float(), on_epoch=True,
                  reduce_fx="max", sync_dist=True)

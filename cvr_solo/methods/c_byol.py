@@ -7,13 +7,14 @@ from typing import Any
 
 import omegaconf
 import torch
-import torch.nn.functional as F
 from solo.methods.base import BaseMomentumMethod
 from solo.methods.byol import BYOL
 
 from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
 from cvr_solo.ceb.losses import c_byol_loss
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
+from cvr_solo.metric_names import NEG_COS_SIM
+from cvr_solo.representation import z_std
 
 
 class CBYOL(CEBMixin, BYOL):
@@ -32,12 +33,11 @@ class CBYOL(CEBMixin, BYOL):
         pred_hidden_dim); defaults in :data:`cvr_solo.config.CEB_DEFAULTS`:
             kappa_e (float): forward-encoder concentration. Defaults to 16384.
             kappa_b (float): backward-encoder concentration. Defaults to 10.
-            beta (float): weight of the residual information. Defaults to 0.5 (the published
-                beta / w = 1 / 2 at solo-learn's BYOL loss scale w = 1).
+            beta (float): weight of the residual information. Defaults to 0.5.
             beta_schedule (str): constant | warmup | cosine. Defaults to constant.
             beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
-            w (float): weight of the regression term (kappa_d / 2). Defaults to 1, BYOL's
-                weight in solo-learn; the release's absolute scale is w = 2 with beta = 1.
+            w (float): weight of the regression term. Defaults to 1, solo-learn's BYOL scale
+                (w and beta: docs/c-byol-scale.md).
             b_view (str): condition b on the target of the ``same`` view as z (the public TF
                 release, which produced the published numbers; default) or of the ``other``
                 view (the CEB definition read literally).
@@ -94,8 +94,6 @@ class CBYOL(CEBMixin, BYOL):
                           self.backward_means(targets), kappa_e=self.kappa_e,
                           kappa_b=self.kappa_b, beta=beta, w=self.w, b_view=self.b_view,
                           e_cos=out["e_cos"])
-        with torch.no_grad():
-            z_std = F.normalize(torch.stack(out["z"]).float(), dim=-1).std(dim=1).mean()
-        self._log_ceb(ceb.loss, ceb.residual, beta, z_std, "c_byol",
-                      neg_cos_sim=ceb.regression)
+        self._log_ceb(ceb.loss, ceb.residual, beta, z_std(torch.stack(out["z"])), "c_byol",
+                      {NEG_COS_SIM: ceb.regression})
         return ceb.loss + out["loss"]

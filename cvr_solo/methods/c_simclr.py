@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from solo.methods.base import BaseMethod
 from solo.methods.simclr import SimCLR
 
-from cvr_solo.ceb.diagnostics import lipschitz_lower_bound
+from cvr_solo.ceb.diagnostics import lipschitz_lower_bound_from_cos
 from cvr_solo.ceb.losses import c_simclr_loss
-from cvr_solo.ceb.vmf import vmf_kl
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
+from cvr_solo.metric_names import ALIGN_RATIO, CONTRASTIVE, I_YZ, LIPSCHITZ_LOWER_BOUND
+from cvr_solo.representation import z_std
 
 
 class CSimCLR(CEBMixin, SimCLR):
@@ -55,16 +56,14 @@ class CSimCLR(CEBMixin, SimCLR):
         beta = self.current_beta()
         ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta,
                             beta_guard=self.beta_guard)
-        with torch.no_grad():
-            h1, h2 = F.normalize(r1.float(), dim=-1), F.normalize(r2.float(), dim=-1)
-            z_std = torch.stack([h1, h2]).std(dim=1).mean()
-            extra: dict[str, Any] = {"contrastive": ceb.contrastive, "i_yz": ceb.i_yz}
-            if self.beta_guard is not None:
-                extra["align_ratio"] = ceb.align_ratio
-            if self.lipschitz_diagnostic:
-                kl = vmf_kl(h1.shape[-1], self.kappa_e, self.kappa_b, (h1 * h2).sum(-1))
-                x1, x2 = batch[1][0], batch[1][1]
-                extra["lipschitz_lower_bound"] = lipschitz_lower_bound(
-                    kl, x1, x2, h1.shape[-1], self.kappa_e, self.kappa_b)
-        self._log_ceb(ceb.loss, ceb.residual, ceb.beta, z_std, "c_simclr", **extra)
+        extra: dict[str, Any] = {CONTRASTIVE: ceb.contrastive, I_YZ: ceb.i_yz}
+        if self.beta_guard is not None:
+            extra[ALIGN_RATIO] = ceb.align_ratio
+        if self.lipschitz_diagnostic:
+            with torch.no_grad():
+                h1, h2 = F.normalize(r1.float(), dim=-1), F.normalize(r2.float(), dim=-1)
+                extra[LIPSCHITZ_LOWER_BOUND] = lipschitz_lower_bound_from_cos(
+                    (h1 * h2).sum(-1), batch[1][0], batch[1][1])
+        self._log_ceb(ceb.loss, ceb.residual, ceb.beta, z_std(torch.stack([r1, r2])), "c_simclr",
+                      extra)
         return ceb.loss + out["loss"]

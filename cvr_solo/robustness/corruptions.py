@@ -27,13 +27,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import numbers
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from cvr_solo.checks import check_choice, check_number
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "corrupted_views"]
 
@@ -84,21 +85,6 @@ def _check_images(images: object) -> torch.Tensor:
             raise ValueError(f"images must have values in [0, 1] (tolerance {RANGE_TOL:g}), "
                              f"got min {lo:.6g} and max {hi:.6g}")
     return images
-
-
-def _check_name(name: object) -> str:
-    if name not in CORRUPTIONS:
-        raise ValueError(f"corruption name must be one of {', '.join(map(repr, CORRUPTIONS))}, "
-                         f"got {name!r}")
-    return str(name)
-
-
-def _check_severity(severity: object) -> int:
-    if (isinstance(severity, bool) or not isinstance(severity, numbers.Integral)
-            or severity not in SEVERITIES):
-        raise ValueError(f"severity must be an integer in {SEVERITIES[0]}..{SEVERITIES[-1]}, "
-                         f"got {severity!r}")
-    return int(severity)
 
 
 def _generator(seed: int, name: str, severity: int) -> torch.Generator:
@@ -235,10 +221,10 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> to
     module docstring. ``ValueError`` for an unknown name, a severity outside 1..5, a wrong
     shape or values outside [0, 1].
     """
-    name = _check_name(name)
-    severity = _check_severity(severity)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    name = check_choice("corruption name", name, CORRUPTIONS)
+    severity = check_number("severity", severity, low=SEVERITIES[0], high=SEVERITIES[-1],
+                            integer=True)
+    check_number("seed", seed, integer=True)
     images = _check_images(images)
     work_dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
     x = images.detach().to(work_dtype).clamp(0, 1)

@@ -99,9 +99,9 @@ def _train(rank: int, world: int, method: str, mode: str, tmp: Path):
 
     import cvr_solo.ceb.heads as heads
     import cvr_solo.ceb.losses as losses
-    from cvr_solo.launch.common import build_trainer
     from cvr_solo.launch.pretrain import build_model
     from cvr_solo.launch.resume import ResumePoint
+    from cvr_solo.launch.trainer import build_trainer
 
     train = tmp / "classes"  # what the start-up checks read; the batches are fixed tensors
     for c in range(10):

@@ -30,7 +30,7 @@ def test_knn_problem_matches_the_torchmetrics_version():
 @pytest.mark.parametrize("problem", [None, "the metric cannot be built (compute_on_step)"])
 def test_switch_off_only_when_the_metric_cannot_be_built(monkeypatch, capsys, problem):
     import cvr_solo.solo_env
-    from cvr_solo.launch.common import switch_off_unbuildable_knn
+    from cvr_solo.solo_env import switch_off_unbuildable_knn
 
     monkeypatch.setattr(cvr_solo.solo_env, "online_knn_problem", lambda: problem)
     cfg = OmegaConf.create({"knn_eval": {"enabled": True, "k": 20}})

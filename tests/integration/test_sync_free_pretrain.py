@@ -125,11 +125,11 @@ def _patch(monkeypatch, counting: Counting) -> None:
 def _run(monkeypatch, tmp_path, data: Path, method: str) -> Counting:
     from hydra import compose, initialize_config_dir
 
-    from cvr_solo.launch import common
+    from cvr_solo.launch import trainer as launch_trainer
     from cvr_solo.launch.pretrain import run
 
     counting = Counting()
-    real_build = common.build_trainer
+    real_build = launch_trainer.build_trainer
 
     def build_trainer(*args, **kwargs):
         trainer = real_build(*args, **kwargs)
@@ -139,7 +139,7 @@ def _run(monkeypatch, tmp_path, data: Path, method: str) -> Counting:
         trainer.callbacks.insert(0, Window(counting))
         return trainer
 
-    monkeypatch.setattr(common, "build_trainer", build_trainer)
+    monkeypatch.setattr(launch_trainer, "build_trainer", build_trainer)
     _patch(monkeypatch, counting)
     crops = [f"augmentations.{i}.crop_size=16" for i in range(2 if method == "c_byol" else 1)]
     heads = [f"method_kwargs.{k}_hidden_dim=64"

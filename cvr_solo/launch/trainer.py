@@ -1,5 +1,5 @@
-"""What the pretrain and linear launchers share: transforms, resume, logger, trainer, the
-closing summary."""
+"""The Trainer of a launch: built from the config's Trainer keys with our callbacks and
+logger, fitted from its resume point, reporting its processes and closing summary."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,68 +23,12 @@ from solo.utils.checkpointer import Checkpointer
 
 from cvr_solo.launch.callbacks import RankSeed, ThroughputMonitor
 from cvr_solo.launch.csv_log import RunCSVLogger
+from cvr_solo.launch.devices import device_count
 from cvr_solo.launch.progress import MethodProgressBar, run_summary
 from cvr_solo.launch.resume import ResumePoint, RunCheckpointer, find_resume_checkpoint
 
-
-def parse_with_device_count(parse_cfg: Callable[[DictConfig], DictConfig],
-                            cfg: DictConfig) -> DictConfig:
-    """solo-learn's ``parse_cfg`` with the lr scaled by the number of devices.
-
-    solo-learn scales the lr (and classifier_lr) by batch_size x len(devices) x num_nodes /
-    256, meant for a device list; for a device count such as ``"2"`` (the form Lightning's CPU
-    accelerator takes) len() is the number of digits, so two processes at batch B would train
-    with the lr of one. A count is handed to parse_cfg as that many devices, then restored.
-    """
-    devices = cfg.get("devices")
-    if not str(devices).isdigit():
-        return parse_cfg(cfg)
-    cfg.devices = list(range(int(str(devices))))
-    try:
-        cfg = parse_cfg(cfg)
-    finally:
-        cfg.devices = devices
-    return cfg
-
-
-def switch_off_unbuildable_knn(cfg: DictConfig, command: str) -> str | None:
-    """Turns ``knn_eval.enabled`` off, with one line on stderr, where solo-learn's online kNN
-    metric cannot be built (torchmetrics >= 0.12, e.g. the current Lightning stack); building
-    the method would otherwise end in torchmetrics' ``compute_on_step`` error.
-
-    Args:
-        cfg: the parsed pretrain config (solo-learn's ``parse_cfg`` fills ``knn_eval``).
-        command: the command named in the message.
-
-    Returns:
-        The line printed, or None when nothing was changed.
-    """
-    if not cfg.get("knn_eval") or not cfg.knn_eval.get("enabled"):
-        return None
-    from cvr_solo.solo_env import online_knn_problem
-
-    problem = online_knn_problem()
-    if problem is None:
-        return None
-    cfg.knn_eval.enabled = False
-    line = (f"cvr-solo {command}: knn_eval.enabled=True switched off: {problem}; "
-            "the run goes on without online kNN")
-    print(line, file=sys.stderr, flush=True)
-    return line
-
-
-def dali_module() -> Any:
-    """solo-learn's DALI data module (solo.data.dali_dataloader), or a ConfigError saying how
-    to install DALI."""
-    from cvr_solo.config import ConfigError
-
-    try:
-        from solo.data import dali_dataloader
-    except ImportError as err:
-        raise ConfigError("data.format='dali' needs NVIDIA DALI: pip install "
-                          f"'cvr-solo[dali]' (nvidia-dali-cuda120); import failed: {err}"
-                          ) from None
-    return dali_dataloader
+__all__ = ["RunReport", "build_trainer", "fit", "processes_line", "summary_of",
+           "sync_batchnorm"]
 
 
 def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
@@ -120,14 +64,14 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     valid = inspect.signature(Trainer.__init__).parameters
     kwargs = {k: container[k] for k in valid if k in container}
     if "sync_batchnorm" in kwargs:
-        kwargs["sync_batchnorm"] = _sync_batchnorm(cfg, command)
+        kwargs["sync_batchnorm"] = sync_batchnorm(cfg, command)
     kwargs.update(logger=logger, callbacks=callbacks, enable_checkpointing=False,
                   strategy=DDPStrategy(find_unused_parameters=False) if strategy == "ddp"
                   else strategy)
     return Trainer(**kwargs)
 
 
-def _sync_batchnorm(cfg: DictConfig, command: str) -> bool:
+def sync_batchnorm(cfg: DictConfig, command: str) -> bool:
     """cfg.sync_batchnorm, off on CPU (torch's SyncBatchNorm refuses CPU tensors), saying so
     when several processes run."""
     if not cfg.get("sync_batchnorm"):
@@ -135,10 +79,8 @@ def _sync_batchnorm(cfg: DictConfig, command: str) -> bool:
     accelerator = str(cfg.get("accelerator") or "auto")
     if accelerator != "cpu" and (accelerator != "auto" or torch.cuda.is_available()):
         return True
-    devices = cfg.get("devices")
     several = (int(cfg.get("num_nodes") or 1) > 1
-               or (str(devices).isdigit() and int(str(devices)) > 1)
-               or (not isinstance(devices, (str, int)) and len(devices) > 1))
+               or (device_count(cfg.get("devices")) or 1) > 1)
     if several and rank_zero_only.rank == 0:
         _say(command, "sync_batchnorm=True switched off: torch's SyncBatchNorm runs on GPUs "
                       "only; on CPU each process normalises over its own batch")
@@ -237,21 +179,3 @@ def summary_of(command: str, trainer: Trainer) -> str:
     elif trainer.logger is not None:
         metrics = f"wandb run {trainer.logger.version}"
     return run_summary(command, trainer, run_folder, last, metrics)
-
-
-def hydra_entry(run: Callable[[DictConfig], Any], command: str) -> Callable[[], None]:
-    """The Hydra main of ``cvr-solo <command>``: config errors end the process with one
-    line on stderr and exit code 2, not a traceback."""
-    import hydra
-
-    from cvr_solo.config import ConfigError
-
-    @hydra.main(version_base="1.2", config_path=None)
-    def main(cfg: DictConfig) -> None:
-        try:
-            run(cfg)
-        except (ConfigError, FileNotFoundError) as err:
-            print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-    return main
