@@ -41,13 +41,8 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
                          ) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
-    from cvr_solo.bench.evaluate import (
-        ImageSet,
-        balanced_indices,
-        knn_and_probe,
-        load_backbone,
-        load_image_folder,
-    )
+    from cvr_solo.bench.evaluate import ImageSet, knn_and_probe, load_backbone, load_image_folder
+    from cvr_solo.data.balanced import balanced_indices
 
     header = json.loads((out / "bench.json").read_text()) if (
         out / "bench.json").is_file() else {}

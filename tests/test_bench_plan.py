@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvr_solo.bench.evaluate import ImageSet, balanced_indices, reference_rows
+from cvr_solo.bench.evaluate import ImageSet, reference_rows
 from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
 from cvr_solo.bench.probe import probe_accuracy, train_probe
 from cvr_solo.bench.stats import mean_std, paired_t_interval
@@ -153,17 +153,6 @@ def test_mean_std_and_t_interval_against_hand_numbers():
     assert (lo, hi) == pytest.approx(ref)
     with pytest.raises(ValueError, match="equal non-empty"):
         paired_t_interval([1.0], [1.0, 2.0])
-
-
-def test_balanced_indices():
-    labels = torch.tensor([0, 1, 2] * 10)
-    idx = balanced_indices(labels, 9, seed=3)
-    assert torch.bincount(labels[idx]).tolist() == [3, 3, 3]
-    assert torch.equal(idx, balanced_indices(labels, 9, seed=3))
-    assert not torch.equal(idx, balanced_indices(labels, 9, seed=4))
-    assert torch.equal(balanced_indices(labels, None), torch.arange(30))
-    with pytest.raises(ValueError, match="multiple of 3"):
-        balanced_indices(labels, 10)
 
 
 def test_probe_learns_a_separable_problem_and_generalises():

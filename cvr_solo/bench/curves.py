@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cvr_solo.catalog import METHODS
+from cvr_solo.metric_names import DIAG_KEYS, DIAG_PREFIX
 
 __all__ = ["DIAG_KEYS", "cost_and_curves"]
-
-DIAG_KEYS = ("diag_rankme_feats", "diag_rankme_z", "diag_alignment", "diag_uniformity",
-             "diag_z_std", "diag_z_std_ref")
 
 
 def _read_metrics(root: Path) -> list[dict[str, str]]:
@@ -54,7 +52,7 @@ def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, 
             "peak_gpu_mem_mib": max(col("peak_gpu_mem_mib"), default=None)}
     keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
             "residual_above_floor": "train_residual_above_floor_step",
-            **{k[len("diag_"):]: k for k in DIAG_KEYS}}
+            **{k[len(DIAG_PREFIX):]: k for k in DIAG_KEYS}}
     curves: dict[str, list] = {}
     for name, key in keys.items():
         by_step = {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}

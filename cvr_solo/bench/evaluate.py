@@ -116,34 +116,6 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
     return float((votes.argmax(1) == test_labels).float().mean() * 100)
 
 
-def balanced_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
-    """Sorted indices of a class-balanced, seeded draw of ``n`` items (all when None).
-
-    Raises:
-        ValueError: if ``n`` is not a positive multiple of the class count or a class has
-            fewer than ``n / classes`` items.
-
-    Example:
-        >>> balanced_indices(torch.tensor([0, 1, 0, 1, 0, 1]), 4, seed=1).tolist()[:1]
-        [0]
-    """
-    if n is None or n >= len(labels):
-        return torch.arange(len(labels))
-    classes = labels.unique()
-    if n <= 0 or n % len(classes):
-        raise ValueError(f"subset size must be a positive multiple of {len(classes)} "
-                         f"classes, got {n}")
-    gen = torch.Generator().manual_seed(seed)
-    picked = []
-    for c in classes:
-        idx = (labels == c).nonzero().flatten()
-        if len(idx) < n // len(classes):
-            raise ValueError(f"class {int(c)} has {len(idx)} items, fewer than "
-                             f"{n // len(classes)}")
-        picked.append(idx[torch.randperm(len(idx), generator=gen)[:n // len(classes)]])
-    return torch.cat(picked).sort().values
-
-
 @torch.no_grad()
 def probe_accuracy_under_corruptions(
     backbone: nn.Module, probe: nn.Module, val: ImageSet, mean: Sequence[float],

@@ -81,7 +81,8 @@ class Context:
 
     def val_set(self) -> Any:
         """The validation images of probe and kNN (all unless the budget restricts them)."""
-        from cvr_solo.bench.evaluate import ImageSet, balanced_indices, load_image_folder
+        from cvr_solo.bench.evaluate import ImageSet, load_image_folder
+        from cvr_solo.data.balanced import balanced_indices
 
         if self._val is None:
             full = load_image_folder(self.data / "val")
