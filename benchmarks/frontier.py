@@ -21,19 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
-
-
-def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    found: dict[int, Path] = {}
-    for p in sorted((run_dir / "pretrain").rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
-        m = re.search(r"-ep=(\d+)\.ckpt$", p.name)
-        if m:
-            found[int(m.group(1))] = p
-    return sorted(found.items())
 
 
 def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
@@ -41,22 +31,25 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
                          ) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
-    from cvr_solo.bench.evaluate import ImageSet, knn_and_probe, load_backbone, load_image_folder
-    from cvr_solo.data.balanced import balanced_indices
+    from cvr_solo.bench.evaluate import (
+        knn_and_probe,
+        load_backbone,
+        load_image_folder,
+        load_validation,
+    )
+    from cvr_solo.bench.stages import epoch_checkpoints
 
     header = json.loads((out / "bench.json").read_text()) if (
         out / "bench.json").is_file() else {}
     ref = json.loads((out / "reference.json").read_text())
     untrained = next(v for k, v in ref["rows"].items() if "untrained" in k)
     data = Path(ref["key"]["data"])
-    val = load_image_folder(data / "val")
-    idx = balanced_indices(val.labels, val_subset, seed=0)
-    val = ImageSet(val.images[idx], val.labels[idx])
+    val = load_validation(data / "val", val_subset)
     precision = ref["key"]["precision"]
     rows: list[dict[str, Any]] = []
     trains: dict[str, Any] = {}
     for run_dir in sorted((out / "runs").glob("*/seed-*")):
-        ckpts = _checkpoints(run_dir)
+        ckpts = list(epoch_checkpoints(run_dir / "pretrain").items())
         if (not ckpts or (seeds is not None and int(run_dir.name.split("-")[1]) not in seeds)
                 or (labels is not None and run_dir.parent.name not in labels)):
             continue

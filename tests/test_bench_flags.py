@@ -4,6 +4,7 @@ below the untrained backbone, a resumed run's summed cost, a one-seed difference
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import time
@@ -30,11 +31,11 @@ def test_a_clean_report_says_there_is_nothing_to_flag(tmp_path):
 
 def test_a_collapsed_run_and_a_method_below_the_untrained_backbone_are_flagged(tmp_path):
     results = copy.deepcopy(RESULTS)
-    collapsed = next(r for r in results if r["label"] == "c_simclr" and r["seed"] == 6)
-    collapsed["curves"]["z_std"] = [0.03, 0.001]  # isotropic 0.0625
+    collapsed = next(r for r in results if r.label == "c_simclr" and r.seed == 6)
+    collapsed.curves["z_std"] = [0.03, 0.001]  # isotropic 0.0625
     for r in results:
-        if r["label"] == "byol":
-            r["knn_acc1"] = 50.0  # the untrained backbone's kNN is 55.5
+        if r.label == "byol":
+            r.knn_acc1 = 50.0  # the untrained backbone's kNN is 55.5
     found = flags(results, REFERENCE)
     assert found == [
         "**c_simclr seed 6 collapsed**: std of z/|z| 0.0010, under 5% of the isotropic "
@@ -47,13 +48,13 @@ def test_a_collapsed_run_and_a_method_below_the_untrained_backbone_are_flagged(t
 
 
 def test_a_one_seed_difference_says_why_it_has_no_interval(tmp_path):
-    md = _md(tmp_path, [r for r in RESULTS if r["seed"] == 5])
+    md = _md(tmp_path, [r for r in RESULTS if r.seed == 5])
     assert "| c_simclr - simclr | 1 | +1.00 (one seed: no interval) |" in md
 
 
 def test_a_resumed_runs_cost_is_marked_and_named(tmp_path):
     results = copy.deepcopy(RESULTS)
-    results[1]["pretrain_attempts"] = 3  # c_simclr seed 5
+    results[1].pretrain_attempts = 3  # c_simclr seed 5
     md = _md(tmp_path, results)
     row = next(line for line in md.splitlines() if line.startswith("| c_simclr | 305.2"))
     assert "| 100 ± 0 † |" in row
@@ -92,7 +93,7 @@ def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
     monkeypatch.setattr(stages, "run_cli", finish)
     (tmp_path / "pretrain_attempts.json").write_text(json.dumps(
         [{"start": time.time() - 50, "wall": 30.0, "cpu": 20.0}]))
-    stages.PretrainStage(ctx, spec).run()
+    assert stages.pretrain(ctx, spec) == tmp_path / "pretrain" / "x-ep=0.ckpt"
     secs = json.loads((tmp_path / "pretrain_seconds.json").read_text())
     assert secs["attempts"] == 2 and 30.0 <= secs["wall"] < 35 and 20.0 <= secs["cpu"] < 25
 
@@ -100,6 +101,8 @@ def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
 def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path, monkeypatch):
     """A relaunch (another session, checkpoints deleted to save disk) reuses result.json
     and reference.json: nothing trains, the report is rewritten."""
+    pytest.importorskip("solo", reason="`cvr-solo bench` checks for solo-learn at start-up "
+                        "(cvr-solo install-solo); the CI stages with solo-learn run this")
     from cvr_solo.bench import run, stages
     from cvr_solo.bench.plan import BUDGETS, parse_methods, plan_runs
 
@@ -107,7 +110,7 @@ def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path,
         raise AssertionError("a finished run was pretrained again")
 
     monkeypatch.setattr(stages, "run_cli", must_not_run)
-    monkeypatch.setattr(stages.SubsetStage, "run", must_not_run)
+    monkeypatch.setattr(stages, "draw_subset", must_not_run)
     data = tmp_path / "data"
     for split in ("train", "val"):
         (data / split).mkdir(parents=True)
@@ -117,12 +120,13 @@ def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path,
             "augmentations": [{"mean": [0.2] * 3, "std": [0.3] * 3}]}
     for spec in specs:
         spec.run_dir.mkdir(parents=True)
-        r = next(r for r in RESULTS if r["label"] == spec.label and r["seed"] == 5)
-        r = {**r, "pretrain_checkpoint": str(spec.run_dir / "gone" / "x-ep=7.ckpt")}
-        spec.run_dir.joinpath("result.json").write_text(json.dumps(r))
+        r = next(r for r in RESULTS if r.label == spec.label and r.seed == 5)
+        r = dataclasses.replace(r, pretrain_checkpoint=str(spec.run_dir / "gone" / "x-ep=7.ckpt"))
+        r.save(spec.run_dir / "result.json")
     ctx = stages.Context(BUDGETS["cpu"], out, data, tmp_path)
-    ref = stages.ReferenceStage(ctx, args)
-    ref.path.write_text(json.dumps({"key": ref.key(), "rows": REFERENCE}))
+    (out / "reference.json").write_text(json.dumps(
+        {"key": stages.reference_key(ctx, args),
+         "rows": {k: v.to_dict() for k, v in REFERENCE.items()}}))
     assert run.main(["--data", str(data), "--out", str(out), "--budget", "cpu",
                      "--methods", "simclr,c_simclr", "--no-progress"]) == 0
     assert "c_simclr - simclr" in (out / "report.md").read_text()
@@ -161,3 +165,24 @@ def test_step_file_writes_the_step_and_the_total(tmp_path):
     assert read_step_file(tmp_path / "s") == (7, 40)
     cb.on_train_end(trainer, None)
     assert read_step_file(tmp_path / "s") == (8, 40)
+
+
+def test_an_out_from_before_the_one_balanced_draw_is_not_mixed_with_new_runs(tmp_path):
+    """bench.json of an older version lacks the keys added since: each is read as what that
+    version did (small stem; the old subset draw), so only a real change is named."""
+    from cvr_solo.bench import run, stages
+
+    header = {"budget": "smoke", "pretrain_epochs": 2, "augmentations": "asymmetric",
+              "data": "/d", "subset_draw": stages.SUBSET_DRAW, "small_stem": True,
+              "severities": (3,)}
+    header.update({k: None for k in run._FIXED if k not in header})
+    old = {k: v for k, v in header.items() if k not in ("subset_draw", "small_stem")}
+    (tmp_path / "bench.json").write_text(json.dumps(old))
+    old = json.loads((tmp_path / "bench.json").read_text())
+    with pytest.raises(ValueError, match=r"other settings \(subset_draw: 1 -> 2\); give another"):
+        run._check_reuse(tmp_path, header)
+    assert json.loads((tmp_path / "bench.json").read_text()) == old  # left as it was
+    (tmp_path / "bench.json").write_text(json.dumps({**old, "subset_draw": 2}))
+    run._check_reuse(tmp_path, header)  # no small_stem key: the small stem, as it was
+    assert json.loads((tmp_path / "bench.json").read_text())["subset_draw"] == 2
+    assert "small_stem" in json.loads((tmp_path / "bench.json").read_text())

@@ -192,33 +192,38 @@ def test_reference_rows_pixels_and_untrained_backbone(monkeypatch):
     train, val = images(200), images(100)
     rows = reference_rows(train, val, torch.arange(0, 100, 5), (3,), "resnet18",
                           {"small_stem": True}, [0.5] * 3, [0.25] * 3, "cpu", progress=False)
-    assert rows["raw pixels (linear probe)"]["clean"] == 100.0
+    assert rows["raw pixels (linear probe)"].clean == 100.0
     rnd = rows["random resnet18 (untrained)"]
-    assert rnd["clean"] > 90 and rnd["knn_acc1"] > 90
-    assert rnd["corruption_images"] == 20 and len(rnd["corruptions"]) == 7
-    json.dumps(rows)
+    assert rnd.clean > 90 and rnd.knn_acc1 > 90
+    assert rnd.corruption_images == 20 and len(rnd.corruptions) == 7
+    json.dumps({k: v.to_dict() for k, v in rows.items()})
 
 
 def test_reference_stage_is_cached_per_data_and_budget(tmp_path):
     import dataclasses
 
-    from cvr_solo.bench.stages import Context, ReferenceStage
+    from cvr_solo.bench.result import Scores
+    from cvr_solo.bench.stages import Context, cached_reference, reference_key
 
     args = {"backbone": {"name": "resnet18", "kwargs": {"small_stem": True}},
             "augmentations": [{"mean": [0.2] * 3, "std": [0.3] * 3}]}
     ctx = Context(BUDGETS["smoke"], tmp_path, tmp_path / "data", tmp_path)
-    stage = ReferenceStage(ctx, args)
-    assert not stage.done()
-    stage.path.write_text(json.dumps({"key": stage.key(), "rows": {"x": {"clean": 1.0}}}))
-    assert stage.done() and stage.rows() == {"x": {"clean": 1.0}}
+    assert cached_reference(ctx, args) is None
+    (tmp_path / "reference.json").write_text(json.dumps(
+        {"key": reference_key(ctx, args), "rows": {"x": {"clean": 1.0, "knn_acc1": None}}}))
+    assert cached_reference(ctx, args) == {"x": Scores(clean=1.0, knn_acc1=None)}
     other = Context(dataclasses.replace(BUDGETS["smoke"], subset=500), tmp_path,
                     tmp_path / "data", tmp_path)
-    assert not ReferenceStage(other, args).done()
+    assert cached_reference(other, args) is None
     big = {**args, "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}}}
-    assert not ReferenceStage(ctx, big).done()
+    assert cached_reference(ctx, big) is None
     fp32 = Context(dataclasses.replace(BUDGETS["smoke"], precision="32"), tmp_path,
                    tmp_path / "data", tmp_path)
-    assert not ReferenceStage(fp32, args).done()  # features at another precision
+    assert cached_reference(fp32, args) is None  # features at another precision
+    old = json.loads((tmp_path / "reference.json").read_text())
+    del old["key"]["subset_draw"]  # written before the one balanced draw
+    (tmp_path / "reference.json").write_text(json.dumps(old))
+    assert cached_reference(ctx, args) is None
 
 
 def test_bf16_features_are_float32_and_close_to_fp32():

@@ -17,16 +17,18 @@ from cvr_solo.bench.report import (
     step_time_ratios,
     write_csv,
 )
-from cvr_solo.bench.run import balanced_subset, cost_and_curves, write_outputs
+from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.run import write_outputs
+from cvr_solo.bench.stages import balanced_subset, cost_and_curves
 from cvr_solo.robustness import CORRUPTIONS
 
 
 def _result(label: str, method: str, seed: int, clean: float, knn: float,
-            step_time: float) -> dict:
+            step_time: float) -> RunResult:
     per = {c: [clean - 10 - i] for i, c in enumerate(CORRUPTIONS)}
     mean_c = sum(sum(v) for v in per.values()) / len(CORRUPTIONS)
     ceb = method.startswith("c_")
-    return {"label": label, "method": method, "seed": seed, "clean": clean,
+    data = {"label": label, "method": method, "seed": seed, "clean": clean,
             "clean_corruption_subset": clean + 1, "corruptions": per, "severities": [3],
             "mean_corruption": mean_c, "relative_drop": (clean + 1 - mean_c) / (clean + 1),
             "knn_acc1": knn, "pretrain_seconds": 100.0, "evaluate_seconds": 30.0,
@@ -42,6 +44,7 @@ def _result(label: str, method: str, seed: int, clean: float, knn: float,
                        "uniformity_step": [1, 2], "uniformity": [-1.0, -2.0],
                        "z_std_step": [1, 2], "z_std": [0.03, 0.05],
                        "z_std_ref_step": [1, 2], "z_std_ref": [0.0625, 0.0625]}}
+    return RunResult.from_dict(data)
 
 
 # probe (clean) and kNN per seed, chosen so the hand computations below are short:
@@ -59,9 +62,10 @@ RESULTS = [
     _result("simclr", "simclr", 7, 74.0, 64.0, 0.20),
     _result("c_simclr", "c_simclr", 7, 76.0, 66.0, 0.20),
 ]
-REFERENCE = {"raw pixels (linear probe)": {"clean": 84.25, "knn_acc1": None},
-             "random resnet18 (untrained)": {**_result("r", "simclr", 0, 66.5, 55.5, 1.0),
-                                             "cost": None, "curves": None}}
+_UNTRAINED = _result("r", "simclr", 0, 66.5, 55.5, 1.0)
+REFERENCE = {"raw pixels (linear probe)": Scores(clean=84.25, knn_acc1=None),
+             "random resnet18 (untrained)": Scores.from_dict(
+                 {f: getattr(_UNTRAINED, f) for f in Scores.__dataclass_fields__})}
 
 
 def test_step_time_ratio_is_against_the_baseline_of_the_same_seed():
@@ -80,7 +84,7 @@ def test_csv_has_one_row_per_method_and_seed(tmp_path):
     write_csv(RESULTS, tmp_path / "results.csv")
     got = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert [(r["label"], int(r["seed"])) for r in got] == [
-        (r["label"], r["seed"]) for r in RESULTS]
+        (r.label, r.seed) for r in RESULTS]
     assert float(got[1]["step_time_ratio"]) == pytest.approx(1.05)
     assert got[0]["step_time_ratio"] == ""  # baselines have none
     assert float(got[3]["final_residual_above_floor"]) == 3.0
@@ -88,7 +92,7 @@ def test_csv_has_one_row_per_method_and_seed(tmp_path):
     assert float(got[4]["rankme_feats"]) == 36.0  # the last logged step
     assert float(got[0]["uniformity"]) == -2.0
     flat = rows(RESULTS)
-    assert flat[2]["mean_corruption_acc1"] == pytest.approx(RESULTS[2]["mean_corruption"])
+    assert flat[2]["mean_corruption_acc1"] == pytest.approx(RESULTS[2].mean_corruption)
 
 
 def test_paired_differences_with_t_interval_by_hand():
@@ -141,7 +145,7 @@ def test_report_numbers_reference_rows_and_plots(tmp_path):
 
 
 def test_report_of_a_single_seed_shows_no_interval(tmp_path):
-    one = [r for r in RESULTS if r["seed"] == 5]
+    one = [r for r in RESULTS if r.seed == 5]
     pairs = {p["label"]: p for p in paired_differences(one)}
     m, lo, hi, n = pairs["c_simclr"]["clean_acc1"]
     assert (m, n) == (1.0, 1) and math.isnan(lo) and math.isnan(hi)

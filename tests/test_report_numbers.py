@@ -19,6 +19,7 @@ import torch.nn as nn
 from cvr_solo.bench import evaluate
 from cvr_solo.bench.evaluate import ImageSet, knn_accuracy, probe_accuracy_under_corruptions
 from cvr_solo.bench.report import rows, step_time_ratios, write_markdown
+from cvr_solo.bench.result import RunResult
 
 LABELS = [0, 1, 2, 3]
 NAMES = ("gaussian_noise", "contrast")
@@ -87,10 +88,10 @@ def test_probe_accuracies_are_hand_counted_percentages(robust):
     assert robust["relative_drop"] == pytest.approx(RELATIVE_DROP)
 
 
-def _result(label: str, method: str, robust: dict, step_time: float) -> dict:
-    return {"label": label, "method": method, **robust, "knn_acc1": 60.0,
-            "cost": {"step_time": step_time, "images_per_sec": 100.0, "peak_rss_mib": 900.0},
-            "curves": {}}
+def _result(label: str, method: str, robust: dict, step_time: float) -> RunResult:
+    return RunResult(label=label, method=method, seed=5, **robust, knn_acc1=60.0,
+                     cost={"step_time": step_time, "images_per_sec": 100.0,
+                           "peak_rss_mib": 900.0})
 
 
 def test_report_tables_show_the_hand_counted_numbers(robust, tmp_path):
@@ -109,14 +110,15 @@ def test_report_tables_show_the_hand_counted_numbers(robust, tmp_path):
 
 
 def test_step_time_ratio_uses_the_first_run_of_the_baseline():
-    results = [{"label": lab, "method": m, "cost": {"step_time": t}}
+    results = [RunResult(label=lab, method=m, seed=5, clean=0.0, knn_acc1=0.0,
+                         cost={"step_time": t})
                for lab, m, t in [("byol", "byol", 0.30), ("c_byol", "c_byol", 0.33),
                                  ("byol-rerun", "byol", 0.60), ("simclr", "simclr", 0.20)]]
-    assert step_time_ratios(results) == pytest.approx({("c_byol", None): 1.1})
+    assert step_time_ratios(results) == pytest.approx({("c_byol", 5): 1.1})
     # without a plain "byol" label, the first run of the baseline method is the reference
     for r in results:
-        r["label"] = {"byol": "byol@a", "byol-rerun": "byol@b"}.get(r["label"], r["label"])
-    assert step_time_ratios(results) == pytest.approx({("c_byol", None): 1.1})
+        r.label = {"byol": "byol@a", "byol-rerun": "byol@b"}.get(r.label, r.label)
+    assert step_time_ratios(results) == pytest.approx({("c_byol", 5): 1.1})
 
 
 def _force_knn_fallback(monkeypatch) -> None:

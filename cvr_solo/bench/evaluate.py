@@ -20,12 +20,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
 from cvr_solo.bench.plan import PROTOCOL, Protocol
 from cvr_solo.bench.probe import Probe, probe_accuracy, train_probe
+from cvr_solo.bench.result import Scores
 from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt
 
 
@@ -44,19 +44,25 @@ def load_image_folder(root: str | Path) -> ImageSet:
     return ImageSet(images, torch.tensor(ds.targets))
 
 
+def load_validation(root: str | Path, n: int | None) -> ImageSet:
+    """The validation images of probe and kNN: the class-balanced draw (seed 0,
+    :func:`cvr_solo.data.balanced.balanced_indices`) of ``n`` images of ``root`` (all when
+    None), the same for every run and every tool that evaluates like the bench."""
+    from cvr_solo.data.balanced import balanced_indices
+
+    full = load_image_folder(root)
+    idx = balanced_indices(full.labels, n, seed=0)
+    return ImageSet(full.images[idx], full.labels[idx])
+
+
 def load_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """The pretrained backbone of a pretrain run (its args.json) from ``checkpoint``'s
-    ``backbone.*`` tensors, built and checked like ``cvr-solo linear`` does."""
-    from cvr_solo.launch.linear import load_backbone as _load
+    ``backbone.*`` tensors, built and checked as ``cvr-solo linear`` does."""
+    from cvr_solo.launch.linear import load_pretrained_backbone
 
-    cfg = OmegaConf.create({
-        "backbone": {"name": run_args["backbone"]["name"],
-                     "kwargs": run_args["backbone"].get("kwargs", {}) or {}},
-        "pretrain_method": run_args["method"],
-        "data": {"dataset": run_args["data"]["dataset"]},
-        "pretrained_feature_extractor": str(checkpoint),
-    })
-    return _load(cfg).eval()
+    bb = run_args["backbone"]
+    return load_pretrained_backbone(checkpoint, bb["name"], bb.get("kwargs") or {},
+                                    run_args["method"], run_args["data"]["dataset"]).eval()
 
 
 @contextlib.contextmanager
@@ -178,14 +184,13 @@ def knn_and_probe(backbone: nn.Module, train: ImageSet, val: ImageSet, mean: Seq
 def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
                       corruption_idx: torch.Tensor, severities: Sequence[int],
                       mean: Sequence[float], std: Sequence[float], device: str,
-                      progress: bool = True, precision: str = "32") -> dict[str, Any]:
+                      progress: bool = True, precision: str = "32") -> Scores:
     """:func:`knn_and_probe`, then the probe on corrupted copies of ``val[corruption_idx]``
     (corruption noise seeded with 0, the same for every run).
 
     Returns:
-        ``{"knn_acc1", "clean", "clean_corruption_subset", "corruptions", "severities",
-        "mean_corruption", "relative_drop", "corruption_images"}``; ``relative_drop`` is
-        against the clean accuracy of the same subset.
+        The :class:`~cvr_solo.bench.result.Scores`; ``relative_drop`` is against the clean
+        accuracy of the corruption subset.
     """
     knn, clean, probe = knn_and_probe(backbone, train, val, mean, std, device, precision)
     sub = ImageSet(val.images[corruption_idx], val.labels[corruption_idx])
@@ -193,15 +198,15 @@ def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
                                               torch.device(device), seed=0,
                                               severities=severities, progress=progress,
                                               precision=precision)
-    return {"knn_acc1": knn, "clean": clean, "clean_corruption_subset": robust["clean"],
-            "corruptions": robust["corruptions"], "severities": robust["severities"],
-            "mean_corruption": robust["mean_corruption"],
-            "relative_drop": robust["relative_drop"], "corruption_images": len(sub.images)}
+    return Scores(knn_acc1=knn, clean=clean, clean_corruption_subset=robust["clean"],
+                  corruptions=robust["corruptions"], severities=robust["severities"],
+                  mean_corruption=robust["mean_corruption"],
+                  relative_drop=robust["relative_drop"], corruption_images=len(sub.images))
 
 
 def evaluate_run(pretrain_ckpt: str | Path, train: ImageSet, val: ImageSet,
                  corruption_idx: torch.Tensor, severities: Sequence[int], device: str,
-                 progress: bool = True, precision: str = "32") -> dict[str, Any]:
+                 progress: bool = True, precision: str = "32") -> Scores:
     """:func:`evaluate_backbone` of the backbone in a ``cvr-solo pretrain`` checkpoint,
     normalised with its run's mean and std."""
     args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
@@ -230,13 +235,13 @@ def reference_rows(train: ImageSet, val: ImageSet, corruption_idx: torch.Tensor,
                    severities: Sequence[int], backbone_name: str,
                    backbone_kwargs: dict[str, Any], mean: Sequence[float],
                    std: Sequence[float], device: str, progress: bool = True,
-                   precision: str = "32") -> dict[str, dict[str, Any]]:
+                   precision: str = "32") -> dict[str, Scores]:
     """The floor rows: a linear probe on raw pixels (no kNN, no corruption suite) and the
     kNN and probe of a randomly initialised backbone (seed 0) of the benchmark's
     architecture and stem."""
     pixels = train_probe(train.images, train.labels)
-    rows = {"raw pixels (linear probe)": {
-        "clean": probe_accuracy(pixels, val.images, val.labels), "knn_acc1": None}}
+    rows = {"raw pixels (linear probe)": Scores(
+        clean=probe_accuracy(pixels, val.images, val.labels), knn_acc1=None)}
     rows[f"random {backbone_name} (untrained)"] = evaluate_backbone(
         random_backbone(backbone_name, backbone_kwargs), train, val, corruption_idx,
         severities, mean, std, device, progress, precision)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cvr_solo.bench.report import SMOOTH, _moving_average, aggregate, labels
+from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.bench.stats import mean_std
 
 __all__ = ["plot"]
@@ -21,8 +22,12 @@ def _colors(names: Sequence[str]) -> dict[str, Any]:
     return {n: cmap(i % 10) for i, n in enumerate(names)}
 
 
-def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
-         reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[Path]:
+def _clean_subset(s: Scores) -> float:
+    return s.clean if s.clean_corruption_subset is None else s.clean_corruption_subset
+
+
+def plot(results: Sequence[RunResult], out_dir: Path,
+         reference: Mapping[str, Scores] | None = None) -> list[Path]:
     """accuracy.png (probe and kNN per run, mean ± std and each seed, reference lines),
     corruptions.png (probe top-1 per corruption), training.png (loss, R and its floor, and the
     representation diagnostics over steps, one line per seed)."""
@@ -48,9 +53,10 @@ def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
                    capsize=4)
             ax.scatter([i] * len(vals), vals, color="k", s=10, zorder=3)
         for j, (rname, rrow) in enumerate(reference.items()):
-            if rrow.get(ref_key) is not None:
-                ax.axhline(rrow[ref_key], color="gray", ls=ref_styles[j % 3],
-                           label=f"{rname}: {rrow[ref_key]:.1f}")
+            value = getattr(rrow, ref_key)
+            if value is not None:
+                ax.axhline(value, color="gray", ls=ref_styles[j % 3],
+                           label=f"{rname}: {value:.1f}")
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
         ax.set_title(title + " (bars: mean ± std over seeds; dots: seeds)")
         if ax.get_legend_handles_labels()[0]:
@@ -61,21 +67,19 @@ def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
-    corr = list(results[0]["corruptions"])
+    corr = list(results[0].corruptions)
     fig, ax = plt.subplots(figsize=(11, 4.0))
     xs = ["clean", *corr]
     for n in names:
-        runs = [r for r in results if r["label"] == n]
-        ys = [sum(r.get("clean_corruption_subset", r["clean"]) for r in runs) / len(runs)]
-        ys += [sum(sum(r["corruptions"][c]) / len(r["corruptions"][c]) for r in runs)
-               / len(runs) for c in corr]
+        runs = [r for r in results if r.label == n]
+        ys = [sum(_clean_subset(r) for r in runs) / len(runs)]
+        ys += [sum(r.mean_over_severities(c) for r in runs) / len(runs) for c in corr]
         ax.plot(xs, ys, marker="o", color=colors[n], label=n)
     for rname, rrow in reference.items():
-        if rrow.get("corruptions"):
-            ys = [rrow.get("clean_corruption_subset", rrow["clean"])]
-            ys += [sum(rrow["corruptions"][c]) / len(rrow["corruptions"][c]) for c in corr]
+        if rrow.corruptions:
+            ys = [_clean_subset(rrow)] + [rrow.mean_over_severities(c) for c in corr]
             ax.plot(xs, ys, ls="--", color="gray", label=rname)
-    sev = ",".join(map(str, results[0]["severities"]))
+    sev = ",".join(map(str, results[0].severities))
     ax.set_ylabel("probe top-1 (%)")
     ax.set_title(f"Corruption suite (mean over seeds and severities {sev})")
     ax.legend(fontsize=7)
@@ -92,20 +96,20 @@ def plot(results: Sequence[Mapping[str, Any]], out_dir: Path,
     fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
         for r in results:
-            c = r.get("curves", {})
+            c = r.curves
             ys = c.get(key) or []
             if not ys:
                 continue
             steps = c.get(f"{key}_step") or c.get("step")
-            first = r is next(q for q in results if q["label"] == r["label"])
-            lab = r["label"] if first else None
+            first = r is next(q for q in results if q.label == r.label)
+            lab = r.label if first else None
             if key == "residual_above_floor":
                 ys = _moving_average(ys)
-            ax.plot(steps, ys, color=colors[r["label"]], lw=1, alpha=0.8, label=lab)
+            ax.plot(steps, ys, color=colors[r.label], lw=1, alpha=0.8, label=lab)
             if key == "residual" and c.get("residual_above_floor"):
                 floor = [a - b for a, b in zip(c["residual"], c["residual_above_floor"],
                                                strict=False)]
-                ax.plot(steps[:len(floor)], floor, color=colors[r["label"]], lw=1, ls=":")
+                ax.plot(steps[:len(floor)], floor, color=colors[r.label], lw=1, ls=":")
             if key == "z_std" and c.get("z_std_ref") and first:
                 ax.axhline(c["z_std_ref"][0], color="gray", ls="--", lw=1)
         if key == "loss" and ax.lines:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.bench.stats import mean_std, paired_t_interval
 from cvr_solo.catalog import BASELINE_OF
 from cvr_solo.representation import COLLAPSE_FRACTION
@@ -51,37 +52,33 @@ def _moving_average(xs: Sequence[float | None], n: int = SMOOTH) -> list[float]:
     return out
 
 
-def _seed(r: Mapping[str, Any]) -> int | None:
-    return r.get("seed")
-
-
-def labels(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def labels(results: Sequence[RunResult]) -> list[str]:
     """The run labels in first-seen order."""
-    return list(dict.fromkeys(r["label"] for r in results))
+    return list(dict.fromkeys(r.label for r in results))
 
 
-def baseline_label(results: Sequence[Mapping[str, Any]], label: str) -> str | None:
+def baseline_label(results: Sequence[RunResult], label: str) -> str | None:
     """The label of ``label``'s baseline among ``results``: the plain baseline method's
     label if present, else the first label of that method; None for a baseline."""
-    method = next(r["method"] for r in results if r["label"] == label)
+    method = next(r.method for r in results if r.label == label)
     base = BASELINE_OF.get(method)
     if base is None:
         return None
-    cands = [r["label"] for r in results if r["method"] == base]
+    cands = [r.label for r in results if r.method == base]
     return base if base in cands else (cands[0] if cands else None)
 
 
-def step_time_ratios(results: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int | None],
+def step_time_ratios(results: Sequence[RunResult]) -> dict[tuple[str, int | None],
                                                                     float]:
     """(label, seed) -> step time / the step time of its baseline run of the same seed
     (C-variants only)."""
-    by = {(r["label"], _seed(r)): r["cost"].get("step_time") for r in results}
+    by = {(r.label, r.seed): r.cost.get("step_time") for r in results}
     out = {}
     for r in results:
-        base = baseline_label(results, r["label"])
-        b, st = by.get((base, _seed(r))), r["cost"].get("step_time")
+        base = baseline_label(results, r.label)
+        b, st = by.get((base, r.seed)), r.cost.get("step_time")
         if base is not None and b and st:
-            out[(r["label"], _seed(r))] = st / b
+            out[(r.label, r.seed)] = st / b
     return out
 
 
@@ -90,24 +87,24 @@ def _last(curves: Mapping[str, list], key: str) -> float | None:
     return vals[-1] if vals else None
 
 
-def rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
     """One flat row per (method, seed) run, in COLUMNS order."""
     ratios = step_time_ratios(results)
     out = []
     for r in results:
-        cost, curves = r["cost"], r.get("curves", {})
+        cost, curves = r.cost, r.curves
         mem = cost.get("peak_gpu_mem_mib") or cost.get("peak_rss_mib")
         row = {
-            "label": r["label"], "method": r["method"], "seed": _seed(r),
-            "clean_acc1": r["clean"], "knn_acc1": r["knn_acc1"],
-            "mean_corruption_acc1": r["mean_corruption"], "relative_drop": r["relative_drop"],
+            "label": r.label, "method": r.method, "seed": r.seed,
+            "clean_acc1": r.clean, "knn_acc1": r.knn_acc1,
+            "mean_corruption_acc1": r.mean_corruption, "relative_drop": r.relative_drop,
             "images_per_sec": cost.get("images_per_sec"),
             "step_time_ms": (cost["step_time"] * 1e3) if cost.get("step_time") else None,
-            "step_time_ratio": ratios.get((r["label"], _seed(r))), "peak_mem_mib": mem,
-            "pretrain_seconds": r.get("pretrain_seconds"),
-            "evaluate_seconds": r.get("evaluate_seconds"),
-            "pretrain_cpu_seconds": r.get("pretrain_cpu_seconds"),
-            "evaluate_cpu_seconds": r.get("evaluate_cpu_seconds"),
+            "step_time_ratio": ratios.get((r.label, r.seed)), "peak_mem_mib": mem,
+            "pretrain_seconds": r.pretrain_seconds,
+            "evaluate_seconds": r.evaluate_seconds,
+            "pretrain_cpu_seconds": r.pretrain_cpu_seconds,
+            "evaluate_cpu_seconds": r.evaluate_cpu_seconds,
             "final_loss": _last(curves, "loss"),
             "final_residual_above_floor": _last(curves, "residual_above_floor"),
         }
@@ -116,7 +113,7 @@ def rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def write_csv(results: Sequence[Mapping[str, Any]], path: Path) -> None:
+def write_csv(results: Sequence[RunResult], path: Path) -> None:
     """results.csv: :func:`rows`, empty cells for missing values."""
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -125,7 +122,7 @@ def write_csv(results: Sequence[Mapping[str, Any]], path: Path) -> None:
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
-def aggregate(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list]]:
+def aggregate(results: Sequence[RunResult]) -> dict[str, dict[str, list]]:
     """label -> column -> the per-seed values (seed order), from :func:`rows`."""
     out: dict[str, dict[str, list]] = {}
     for row in rows(results):
@@ -139,12 +136,12 @@ PAIRED = (("clean_acc1", "probe top-1"), ("knn_acc1", "kNN top-1"),
           ("mean_corruption_acc1", "mean-corruption top-1"))
 
 
-def paired_differences(results: Sequence[Mapping[str, Any]], level: float = 0.95
+def paired_differences(results: Sequence[RunResult], level: float = 0.95
                        ) -> list[dict[str, Any]]:
     """Per C-variant label: its baseline, the seeds both have, and per metric of
     :data:`PAIRED` the mean of (variant - baseline) over those seeds with its Student-t
     interval (:func:`~cvr_solo.bench.stats.paired_t_interval`)."""
-    by = {(r["label"], _seed(r)): row for r, row in zip(results, rows(results), strict=True)}
+    by = {(r.label, r.seed): row for r, row in zip(results, rows(results), strict=True)}
     out = []
     for label in labels(results):
         base = baseline_label(results, label)
@@ -167,8 +164,8 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
     return f"{m:+.2f} (one seed: no interval)" if n < 2 else f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
-def flags(results: Sequence[Mapping[str, Any]],
-          reference: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+def flags(results: Sequence[RunResult],
+          reference: Mapping[str, Scores] | None = None) -> list[str]:
     """What the report's reader must not miss, one sentence each: a collapsed run (std of z/|z|
     at the last step under :data:`cvr_solo.representation.COLLAPSE_FRACTION` of its isotropic
     value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method whose mean
@@ -176,11 +173,11 @@ def flags(results: Sequence[Mapping[str, Any]],
     ``... (untrained)``)."""
     out = []
     for r in results:
-        curves = r.get("curves") or {}
+        curves = r.curves
         std, ref = _last(curves, "z_std"), _last(curves, "z_std_ref")
         if std is not None and ref and std < COLLAPSE_FRACTION * ref:
             align = _last(curves, "alignment")
-            out.append(f"**{r['label']} seed {_seed(r)} collapsed**: std of z/|z| {std:.4f}, "
+            out.append(f"**{r.label} seed {r.seed} collapsed**: std of z/|z| {std:.4f}, "
                        f"under {COLLAPSE_FRACTION:.0%} of the isotropic {ref:.4f}"
                        + (f", alignment {align:.3f}" if align is not None else "")
                        + ": the projector maps the images to nearly one point.")
@@ -191,24 +188,24 @@ def flags(results: Sequence[Mapping[str, Any]],
                                                                        "kNN")):
             vals = [v for v in agg[label][key] if v is not None]
             for name, row in untrained.items():
-                if vals and row.get(ref_key) is not None and (
-                        sum(vals) / len(vals) < row[ref_key]):
+                floor = getattr(row, ref_key)
+                if vals and floor is not None and sum(vals) / len(vals) < floor:
                     out.append(f"**{label} is below the untrained backbone** in {title} top-1: "
                                f"{sum(vals) / len(vals):.2f} (mean of {len(vals)} seeds) < "
-                               f"{row[ref_key]:.2f} ({name}): pretraining made the features "
+                               f"{floor:.2f} ({name}): pretraining made the features "
                                "worse than none at this budget.")
     return out
 
 
-def _resumed(results: Sequence[Mapping[str, Any]]) -> list[str]:
+def _resumed(results: Sequence[RunResult]) -> list[str]:
     """'label seed s (n launches)' for each run whose pretraining was resumed."""
-    return [f"{r['label']} seed {_seed(r)} ({r['pretrain_attempts']} launches)"
-            for r in results if (r.get("pretrain_attempts") or 1) > 1]
+    return [f"{r.label} seed {r.seed} ({r.pretrain_attempts} launches)"
+            for r in results if r.pretrain_attempts > 1]
 
 
-def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str,
+def write_markdown(results: Sequence[RunResult], path: Path, header: str,
                    figures: Sequence[Path],
-                   reference: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                   reference: Mapping[str, Scores] | None = None) -> None:
     """report.md: accuracy (mean ± std over seeds, with the reference rows), paired
     differences with 95% t-intervals, diagnostics at the last step, corruptions, cost,
     figures."""
@@ -225,9 +222,9 @@ def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str
                      f"{_pm(a['knn_acc1'])} | {_pm(a['mean_corruption_acc1'])} | "
                      f"{_pm([None if x is None else 100 * x for x in a['relative_drop']], 1)} |")
     for rname, r in reference.items():
-        drop = r.get("relative_drop")
-        lines.append(f"| *reference: {rname}* | - | {_fmt(r.get('clean'))} | "
-                     f"{_fmt(r.get('knn_acc1'))} | {_fmt(r.get('mean_corruption'))} | "
+        drop = r.relative_drop
+        lines.append(f"| *reference: {rname}* | - | {_fmt(r.clean)} | "
+                     f"{_fmt(r.knn_acc1)} | {_fmt(r.mean_corruption)} | "
                      f"{_fmt(None if drop is None else 100 * drop, 1)} |")
     found = flags(results, reference)
     lines += ["", "## Flags", "", *([f"- {f}" for f in found] or [
@@ -256,16 +253,15 @@ def write_markdown(results: Sequence[Mapping[str, Any]], path: Path, header: str
                      f"{_pm(a['alignment'], 3)} | {_pm(a['uniformity'], 3)} | "
                      f"{_pm(a['z_std'], 4)} | {_pm(a['final_residual_above_floor'], 1)} | "
                      f"{_pm(a['final_loss'], 3)} |")
-    corr = list(results[0]["corruptions"])
+    corr = list(results[0].corruptions)
     lines += ["", "## Probe top-1 per corruption (mean over seeds and severities "
-              f"{','.join(map(str, results[0]['severities']))})", "",
+              f"{','.join(map(str, results[0].severities))})", "",
               "| run | clean (same images) | " + " | ".join(corr) + " |",
               "|---|---|" + "---|" * len(corr)]
     for n in names:
-        runs = [r for r in results if r["label"] == n]
-        clean = [r.get("clean_corruption_subset") for r in runs]
-        vals = [[sum(r["corruptions"][c]) / len(r["corruptions"][c]) for r in runs]
-                for c in corr]
+        runs = [r for r in results if r.label == n]
+        clean = [r.clean_corruption_subset for r in runs]
+        vals = [[r.mean_over_severities(c) for r in runs] for c in corr]
         lines.append(f"| {n} | {_pm(clean, 1)} | " + " | ".join(_pm(v, 1) for v in vals)
                      + " |")
     lines += ["", "## Cost (mean ± std over seeds)", "",

@@ -31,6 +31,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from cvr_solo.bench import stages
 from cvr_solo.bench.plan import (
     BUDGETS,
     PROTOCOL,
@@ -42,19 +43,14 @@ from cvr_solo.bench.plan import (
     parse_seeds,
     plan_runs,
 )
-from cvr_solo.bench.stages import (  # noqa: F401  (re-exported: the bench's public helpers)
-    Context,
-    EvaluateStage,
-    PretrainStage,
-    ReferenceStage,
-    SubsetStage,
-    balanced_subset,
-    cost_and_curves,
-    reference_args,
-)
+from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.stages import Context, reference_args
 
 #: header keys that must match for an --out's finished runs to be reused
-_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
+_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data",
+          "subset_draw")
+#: the value of a header key that older bench.json files lack: what those versions did
+_BEFORE_KEY = {"small_stem": True, "subset_draw": 1}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -157,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def _header(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
     return {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
             "methods": args.methods, "augmentations": args.augmentations,
-            "data": str(args.data.resolve()),
+            "data": str(args.data.resolve()), "subset_draw": stages.SUBSET_DRAW,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "command": "cvr-solo bench " + shlex.join(args.argv)}
 
@@ -167,7 +163,8 @@ def _check_reuse(out: Path, header: dict[str, Any]) -> None:
     if previous.is_file():  # finished runs are reused: only under the very same settings
         old = json.loads(previous.read_text())
         old["severities"] = tuple(old.get("severities") or ())
-        old.setdefault("small_stem", True)  # before the stem was a budget knob
+        for key, value in _BEFORE_KEY.items():
+            old.setdefault(key, value)
         changed = [k for k in _FIXED if old.get(k) != header[k]]
         if changed:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in changed)
@@ -206,29 +203,30 @@ def _bench(args: argparse.Namespace) -> int:
     header = _header(args, budget)
     _check_reuse(out, header)
     ctx = Context(budget, out, args.data, config_dir, progress=not args.no_progress)
-    results: list[dict[str, Any]] = []
-    t_start = time.time()
     bar = tqdm(specs, desc="bench", unit="run", disable=args.no_progress)
-    ref = ReferenceStage(ctx, reference_args(configs[specs[0].label]))
-    if not ref.done():
-        bar.set_postfix_str("reference rows")
-        ref.run()
-    reference = ref.rows()
+
+    def show(what: str) -> None:
+        bar.set_postfix_str(what)
+        ctx.status = None if args.no_progress else (
+            lambda text: bar.set_postfix_str(f"{what}, {text}"))
+
+    show("reference rows")
+    reference = stages.reference(ctx, reference_args(configs[specs[0].label]))
+    results: list[RunResult] = []
+    t_start = time.time()
     for spec in bar:
         name = f"{spec.label} seed {spec.seed}"
-        stages = [SubsetStage(ctx, spec.seed, spec.train_dir), PretrainStage(ctx, spec),
-                  EvaluateStage(ctx, spec)]
-        finished = stages[-1].done()  # its result stands, even with its checkpoints gone
-        if finished:
-            bar.set_postfix_str(f"{name}: done, skipped")
-        for stage in [] if finished else stages:
-            if not stage.done():
-                what = f"{name}: {type(stage).__name__[:-5].lower()}"
-                bar.set_postfix_str(what)
-                ctx.status = None if args.no_progress else (
-                    lambda text, what=what: bar.set_postfix_str(f"{what}, {text}"))
-                stage.run()
-        results.append(stages[-1].result())
+        result = stages.finished(spec)  # it stands, even with its checkpoints gone
+        if result is None:
+            show(f"{name}: subset")
+            stages.draw_subset(ctx, spec.seed, spec.train_dir)
+            show(f"{name}: pretrain")
+            checkpoint = stages.pretrain(ctx, spec)
+            show(f"{name}: evaluate")
+            result = stages.evaluate(ctx, spec, checkpoint)
+        else:
+            show(f"{name}: done, skipped")
+        results.append(result)
         header["wall_seconds_this_launch"] = time.time() - t_start
         write_outputs(out, results, header, reference)
     bar.close()
@@ -261,8 +259,8 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
     return configs
 
 
-def write_outputs(out: Path, results: list[dict[str, Any]], header: dict[str, Any],
-                  reference: dict[str, Any] | None = None) -> None:
+def write_outputs(out: Path, results: Sequence[RunResult], header: dict[str, Any],
+                  reference: dict[str, Scores] | None = None) -> None:
     """results.csv, report.md and the PNG plots for ``results`` (see bench/report.py)."""
     from cvr_solo.bench.plots import plot
     from cvr_solo.bench.report import write_csv, write_markdown

@@ -2,6 +2,12 @@
 
 IDX: 2 zero bytes, a type byte (0x08 = unsigned byte), a byte with the number of dims, then
 one big-endian uint32 per dim, then the data in C order.
+
+Why not torchvision's reader (``torchvision.datasets.mnist.read_image_file``, which
+``cvr-solo data fashion-mnist --download`` uses through ``FashionMNIST``): it opens only
+uncompressed files, so the Debian package's ``.gz`` files would first be unpacked to disk,
+and it checks a file with bare asserts, so a truncated or wrong file gives an
+``AssertionError`` instead of a message naming the file and the fix.
 """
 
 from __future__ import annotations

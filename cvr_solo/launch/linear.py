@@ -31,11 +31,36 @@ from cvr_solo.launch.trainer import fit
 
 
 def load_backbone(cfg: DictConfig) -> nn.Module:
-    """solo-learn's backbone for cfg.backbone with the ``backbone.*`` weights of
-    cfg.pretrained_feature_extractor; every backbone tensor must be in the checkpoint.
+    """:func:`load_pretrained_backbone` of a linear config: cfg.backbone (name, kwargs),
+    cfg.pretrain_method, cfg.data.dataset and the checkpoint cfg.pretrained_feature_extractor.
+    """
+    return load_pretrained_backbone(
+        cfg.pretrained_feature_extractor, cfg.backbone.name,
+        dict(cfg.backbone.get("kwargs") or {}), cfg.pretrain_method, cfg.data.dataset)
+
+
+def load_pretrained_backbone(checkpoint: str | os.PathLike, name: str, kwargs: dict[str, Any],
+                             method: str, dataset: str) -> nn.Module:
+    """solo-learn's backbone ``name`` (``kwargs``) with the ``backbone.*`` weights of
+    ``checkpoint``; every backbone tensor must be in the checkpoint.
 
     A ResNet gets the stem the checkpoint was trained with (read off its conv1): when
-    ``backbone.kwargs.small_stem`` is unset it follows the checkpoint, when set it must agree.
+    ``kwargs["small_stem"]`` is unset it follows the checkpoint, when set it must agree.
+
+    Args:
+        checkpoint: a ``cvr-solo pretrain`` (solo-learn) checkpoint.
+        name: the backbone, a key of solo-learn's ``BaseMethod._BACKBONES``.
+        kwargs: its keyword arguments (``backbone.kwargs``).
+        method: the pretraining method (solo-learn builds some backbones per method).
+        dataset: ``data.dataset`` (CIFAR gets solo-learn's small stem).
+
+    Returns:
+        The backbone, classifier removed, in training mode.
+
+    Raises:
+        FileNotFoundError: if there is no file ``checkpoint``.
+        ConfigError: naming ``pretrained_feature_extractor`` or ``backbone.kwargs.small_stem``
+            when the checkpoint cannot be read or does not fit.
     """
     from solo.methods.base import BaseMethod
 
@@ -43,16 +68,16 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     from cvr_solo.stem import checkpoint_has_small_stem, use_small_stem
 
     register()  # solo-learn's ResNets take backbone.kwargs.small_stem
-    path = str(cfg.pretrained_feature_extractor)
+    path = str(checkpoint)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"pretrained_feature_extractor: no file {path}")
     state = _read_checkpoint(path)
     weights = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
     if not weights:
         raise ConfigError(f"pretrained_feature_extractor: {path} has no backbone.* weights")
-    kwargs = dict(cfg.backbone.get("kwargs") or {})
-    is_resnet = cfg.backbone.name.startswith("resnet")
-    cifar = cfg.data.dataset in SMALL_STEM_DATASETS
+    kwargs = dict(kwargs)
+    is_resnet = name.startswith("resnet")
+    cifar = dataset in SMALL_STEM_DATASETS
     trained_small = checkpoint_has_small_stem(weights, prefix="")
     if is_resnet and not cifar and trained_small is not None:
         asked = kwargs.get("small_stem")
@@ -62,7 +87,7 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
                 f"{path}: it was trained with the {_stem_name(trained_small)} stem; set "
                 f"backbone.kwargs.small_stem={str(trained_small).lower()} or leave it unset")
         kwargs["small_stem"] = trained_small
-    backbone = BaseMethod._BACKBONES[cfg.backbone.name](method=cfg.pretrain_method, **kwargs)
+    backbone = BaseMethod._BACKBONES[name](method=method, **kwargs)
     if is_resnet:
         backbone.fc = nn.Identity()
         if cifar:
@@ -70,7 +95,7 @@ def load_backbone(cfg: DictConfig) -> nn.Module:
     result = backbone.load_state_dict(weights, strict=False)
     if result.missing_keys:
         raise ConfigError(f"pretrained_feature_extractor: {path} does not fit backbone "
-                          f"{cfg.backbone.name} (data.dataset={cfg.data.dataset}); missing "
+                          f"{name} (data.dataset={dataset}); missing "
                           f"{len(result.missing_keys)} tensors, e.g. {result.missing_keys[:3]}")
     return backbone
 
