@@ -1,12 +1,18 @@
-"""Fails a CI stage whose integration tests did not all run.
+"""Fails a CI stage whose integration tests did not all run; lists the tests a stage skipped.
 
     python .ci/check_integration.py STAGE JUNIT_XML
+    python .ci/check_integration.py --skipped JUNIT_XML
 
 Reads pytest's JUnit XML report of a stage that has solo-learn installed and exits 1 unless
 integration tests were collected and every one of them executed (passed or failed: pytest's
 own exit code judges those), apart from the skips in ALLOWED, each with the reason it must
 give. A skip or xfail not listed there, or listed with another reason (say, Fashion-MNIST
 missing instead of no GPU), fails the stage.
+
+``--skipped`` prints, one per line, the pytest node id (or, for a module skipped whole, the
+file) of every test outside tests/integration that the stage skipped: run on stage 1's report
+(no solo-learn, no Lightning), these are the unit tests that need the stack, the ones stage 3
+(another Lightning) runs beside the integration tests.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 
 #: test (file::function, without parameters) -> text its skip reason must contain.
 ALLOWED = {
@@ -27,6 +34,27 @@ ALLOWED = {
 def _test_id(case: ET.Element) -> str:
     path = case.get("classname", "").replace(".", "/") + ".py"
     return f"{path}::{case.get('name', '').split('[')[0]}"
+
+
+def skipped_tests(junit_xml: str, root: Path = Path()) -> list[str]:
+    """Node ids (``tests/test_x.py::test_y[p]``; a file for a module skipped at collection)
+    of the tests outside tests/integration that the report ``junit_xml`` marks skipped."""
+    out: list[str] = []
+    for case in ET.parse(junit_xml).getroot().iter("testcase"):
+        if case.find("skipped") is None:
+            continue
+        cls, name = case.get("classname", ""), case.get("name", "")
+        parts = (cls or name).split(".")
+        for i in range(len(parts), 0, -1):  # the module: the longest prefix that is a file
+            path = "/".join(parts[:i]) + ".py"
+            if (root / path).is_file():
+                node = "::".join([path, *parts[i:], *([name] if cls else [])])
+                break
+        else:
+            raise ValueError(f"{junit_xml}: no test file for {cls or name!r} under {root}")
+        if not node.startswith("tests/integration/") and node not in out:
+            out.append(node)
+    return out
 
 
 def check(stage: str, junit_xml: str) -> int:
@@ -70,4 +98,7 @@ if __name__ == "__main__":
     if len(sys.argv) != 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         raise SystemExit(2)
+    if sys.argv[1] == "--skipped":
+        print("\n".join(skipped_tests(sys.argv[2])))
+        raise SystemExit(0)
     raise SystemExit(check(sys.argv[1], sys.argv[2]))

@@ -69,3 +69,25 @@ def test_the_gpu_sync_test_may_skip_only_for_want_of_a_gpu(tmp_path, capsys):
     assert check_integration.check("pins", _xml(tmp_path, RAN, no_gpu, DALI)) == 0
     assert "2 skipped as allowed" in capsys.readouterr().out
     assert check_integration.check("pins", _xml(tmp_path, RAN, sync("flaky"))) == 1
+
+
+def test_stage_three_gets_the_unit_tests_stage_one_skipped(tmp_path):
+    """A module skipped whole is its file; a test is its node id, class and parameters kept;
+    integration tests and tests that ran are left out (stage 3 runs tests/integration)."""
+    for name in ("tests/test_lightning_only.py", "tests/test_vmf.py", "tests/test_cls.py",
+                 f"{MOD.replace('.', '/')}.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    module = ('<testcase classname="" name="tests.test_lightning_only"><skipped '
+              'type="pytest.skip" message="collection skipped" /></testcase>')
+    in_class = ('<testcase classname="tests.test_cls.TestA" name="test_b[x-1]"><skipped '
+                'type="pytest.skip" message="needs solo-learn" /></testcase>')
+    ran = '<testcase classname="tests.test_vmf" name="test_ran" />'
+    xml = _xml(tmp_path, module, UNIT, UNIT, in_class, ran, DALI, RAN)
+    assert check_integration.skipped_tests(xml, tmp_path) == [
+        "tests/test_lightning_only.py", "tests/test_vmf.py::test_cuda",
+        "tests/test_cls.py::TestA::test_b[x-1]"]
+    lost = ('<testcase classname="tests.gone" name="test_c"><skipped type="pytest.skip" '
+            'message="m" /></testcase>')
+    with pytest.raises(ValueError, match="no test file for 'tests.gone'"):
+        check_integration.skipped_tests(_xml(tmp_path, lost), tmp_path)
