@@ -70,7 +70,15 @@ def _args(case: BadInput, data: Path, tmp: Path) -> tuple[list[str], Path]:
             f"pretrained_feature_extractor={value}", f"pretrain_method={method}", *over], out
 
 
-@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c.id for c in BAD_INPUTS])
+#: the cases whose check meets Lightning: its precision names, and the loader's error raised
+#: inside its training loop; the others fail in our start-up checks before Lightning runs,
+#: the same code on every stack (CI's stage 3 deselects them: pins_only)
+_ON_EVERY_STACK = ("precision", "corrupt_image")
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=() if c.id in _ON_EVERY_STACK else pytest.mark.pins_only)
+    for c in BAD_INPUTS])
 def test_a_bad_input_gets_one_line_naming_it(tmp_path, fm_data, case):
     argv, out = _args(case, fm_data, tmp_path)
     proc = run_cli(*argv)

@@ -7,6 +7,8 @@ import csv
 import json
 import math
 
+import pytest
+
 from .helpers import PRETRAIN, run_cli, small_run_overrides
 
 
@@ -32,6 +34,7 @@ def test_bench_diagnostics_callback_in_a_simclr_pretraining(tmp_path, fm_data):
     assert "diagnostics.every_n_steps must be an integer >= 1, got 0" in bad.stderr
 
 
+@pytest.mark.pins_only  # the frontier test below runs the bench end to end on every stack
 def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
     out = tmp_path / "bench"
     args = ["bench", "--data", str(fm_data), "--methods", "byol,c_byol:beta=0.5",

@@ -142,10 +142,10 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
 
 @pytest.mark.parametrize(("launcher", "strategy", "method"), [
     ("module", "ddp", "c_byol"),  # ddp for C-SimCLR through the script: the resume test
-    ("module", "ddp_spawn", "c_simclr"),
+    pytest.param("module", "ddp_spawn", "c_simclr", marks=pytest.mark.pins_only),
     ("module", "ddp_spawn", "c_byol"),
     ("module", "ddp_fork", "c_byol"),
-    ("torchrun", "ddp", "c_simclr"),
+    pytest.param("torchrun", "ddp", "c_simclr", marks=pytest.mark.pins_only),
     ("torchrun", "ddp", "c_byol"),
     ("slurm", "ddp", "c_byol"),
 ])

@@ -18,7 +18,8 @@ from tests.integration.helpers import LINEAR, PRETRAIN, run_cli, small_run_overr
 @pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
                     reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
                            "unmodified main_linear.py")
-@pytest.mark.parametrize("method", ["c_byol", "c_simclr"])
+@pytest.mark.parametrize("method", ["c_byol", pytest.param("c_simclr",
+                                                           marks=pytest.mark.pins_only)])
 def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path, fm_data,
                                                                       method):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
