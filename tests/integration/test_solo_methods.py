@@ -291,9 +291,10 @@ def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
         assert torch.equal(probe.params[k], v), k
     assert second.global_step == 10 and second.current_epoch == 2
 
-    # a different beta is a different run: it must not resume from this one
+    # a different beta is a different run: it must not resume from this one (one epoch of it
+    # shows where it started)
     probe = _probe()
-    run(_compose("c_byol", [*over, "method_kwargs.beta=0.25"]), [probe])
+    run(_compose("c_byol", [*over, "method_kwargs.beta=0.25"]), [probe, _stop_after_first_epoch()])
     assert probe.global_step == 0
 
 
