@@ -68,8 +68,7 @@ def baseline_label(results: Sequence[RunResult], label: str) -> str | None:
     return base if base in cands else (cands[0] if cands else None)
 
 
-def step_time_ratios(results: Sequence[RunResult]) -> dict[tuple[str, int | None],
-                                                                    float]:
+def step_time_ratios(results: Sequence[RunResult]) -> dict[tuple[str, int], float]:
     """(label, seed) -> step time / the step time of its baseline run of the same seed
     (C-variants only)."""
     by = {(r.label, r.seed): r.cost.get("step_time") for r in results}

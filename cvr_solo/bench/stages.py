@@ -87,6 +87,12 @@ def epoch_checkpoints(root: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def _last_checkpoint(ctx: Context, spec: RunSpec) -> Path | None:
+    """The checkpoint of the budget's last epoch of ``spec``, if it exists."""
+    root = spec.run_dir / "pretrain"
+    return epoch_checkpoints(root).get(ctx.budget.pretrain_epochs - 1) if root.is_dir() else None
+
+
 @dataclass
 class Context:
     """What the stages of one benchmark share: settings and the images, loaded once."""
@@ -157,13 +163,12 @@ def pretrain(ctx: Context, spec: RunSpec) -> Path:
     Raises:
         RuntimeError: if the pretraining fails or ends without that checkpoint.
     """
-    root, last = spec.run_dir / "pretrain", ctx.budget.pretrain_epochs - 1
-    ckpt = epoch_checkpoints(root).get(last) if root.is_dir() else None
+    ckpt = _last_checkpoint(ctx, spec)
     if ckpt is not None:
         return ckpt
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     log = spec.run_dir / "pretrain_attempts.json"
-    attempts = close_attempts(log, root)
+    attempts = close_attempts(log, spec.run_dir / "pretrain")
     t0, cpu0 = time.time(), _children_cpu()
     attempts.append({"start": t0})
     log.write_text(json.dumps(attempts))
@@ -173,7 +178,7 @@ def pretrain(ctx: Context, spec: RunSpec) -> Path:
     finally:
         attempts[-1].update(wall=time.time() - t0, cpu=_children_cpu() - cpu0)
         log.write_text(json.dumps(attempts))
-    ckpt = epoch_checkpoints(root).get(last) if root.is_dir() else None
+    ckpt = _last_checkpoint(ctx, spec)
     if ckpt is None:
         raise RuntimeError(f"{spec.label} seed {spec.seed}: pretraining ended without its "
                            "last checkpoint")
