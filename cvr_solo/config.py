@@ -159,10 +159,11 @@ def _check_common(cfg: Any) -> None:
                                and int(devices) >= 1):
         raise ConfigError(f"devices must be a number (e.g. 1) with accelerator=cpu, got "
                           f"{devices!r}: Lightning's CPU accelerator rejects device lists")
-    from cvr_solo.config_trainer import check_checkpoint_dir, check_precision
+    from cvr_solo.config_trainer import check_checkpoint_dir, check_ddp_timeout, check_precision
 
     check_precision(_get(cfg, "precision", None))
     check_checkpoint_dir(_get(cfg, "checkpoint.dir", None))
+    check_ddp_timeout(_get(cfg, "ddp_timeout_s", None))
 
 
 #: solo-learn gives ResNets the small-image stem by itself for these data sets only.

@@ -38,13 +38,43 @@ def test_bar_shows_step_values_and_no_version():
         "train_contrastive_step": torch.tensor(4.5), "train_residual_above_floor_step":
         torch.tensor(-0.75), "train_beta_step": torch.tensor(1.0), "train_kappa_e_step": 1024.0,
         "val_acc1": torch.tensor(12.5), "train_lipschitz_lower_bound_step": 3.0})
-    assert bar.get_metrics(trainer, None) == {"loss": "190.2", "contrastive": "4.5",
-                                              "R-floor": "-0.75", "beta": "1",
-                                              "val_acc1": "12.5"}
+    shown = {"loss": "190.2", "contrastive": "4.5", "R-floor": "-0.75", "beta": "1"}
+    assert bar.get_metrics(trainer, None) == shown  # no validation of this run yet
+    _end_validation(bar, sanity_checking=True)  # the sanity check's accuracy is no result
+    assert bar.get_metrics(trainer, None) == shown
+    _end_validation(bar, sanity_checking=False)
+    assert bar.get_metrics(trainer, None) == {**shown, "val_acc1": "12.5"}
     lin = MethodProgressBar(None)
     assert lin.get_metrics(SimpleNamespace(callback_metrics={"train_loss_step": 2.0,
                                                              "train_acc1_step": 50.0}),
                            None) == {"loss": "2", "acc1": "50"}
+
+
+def _end_validation(bar: MethodProgressBar, sanity_checking: bool) -> None:
+    """Lightning's on_validation_end of ``bar``, outside a fit (no train bar to update)."""
+    bar._val_progress_bar = SimpleNamespace(close=lambda: None)
+    bar.on_validation_end(SimpleNamespace(sanity_checking=sanity_checking,
+                                          state=SimpleNamespace(fn="validate")), None)
+
+
+class _EpochEndTrainer:
+    """A trainer whose metrics must not be read: at a training epoch's end they are still to
+    be reduced across ranks, and only rank 0 has a bar."""
+
+    @property
+    def callback_metrics(self):
+        raise AssertionError("the bar read the metrics at the end of a training epoch")
+
+
+def test_bar_reads_no_metric_at_the_end_of_a_training_epoch():
+    bar = MethodProgressBar("c_byol")
+    shown: list[dict] = []
+    bar._train_progress_bar = SimpleNamespace(disable=False, set_postfix=shown.append,
+                                              close=lambda: None)
+    bar._shown = {"loss": "3"}  # read on the last logging step
+    bar.on_train_epoch_end(_EpochEndTrainer(), None)
+    assert shown == [{"loss": "3"}]  # the values last read, kept
+    assert bar._read  # and it reads again on the next logging step
 
 
 def test_summary_without_checkpoint_or_validation():

@@ -73,9 +73,16 @@ class MethodProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar showing the method's loss and, for C-variants, the CEB terms
     (:func:`bar_items`) from ``trainer.callback_metrics``, instead of ``v_num``.
 
-    Reading a metric copies it to the host (a device sync), so during training the values are
-    read only on Lightning's logging steps (every ``log_every_n_steps``) and at epoch ends;
-    between them the bar advances with the values last read.
+    When it reads:
+    - on Lightning's logging steps (every ``log_every_n_steps``) the step values, which are
+      already on every rank (reading a metric copies it to the host, a device sync, so the
+      steps between keep the values last read);
+    - after a validation, whose epoch values Lightning has reduced on every rank by then.
+    Never at the end of a training epoch: the epoch means are reduced across ranks when they
+    are first read, and only global rank 0 has a bar, so a read there would enter collectives
+    that the other ranks enter elsewhere (solo-learn's Checkpointer barrier): a deadlock under
+    DDP. The validation accuracy shows only once a validation of this run has ended, not the
+    sanity check's.
     """
 
     def __init__(self, method: str | None, **kwargs: Any) -> None:
@@ -83,6 +90,7 @@ class MethodProgressBar(TQDMProgressBar):
         self.items = bar_items(method)
         self._shown: dict[str, int | str | float | dict[str, float]] | None = None
         self._read = True
+        self._validated = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -92,12 +100,26 @@ class MethodProgressBar(TQDMProgressBar):
         finally:
             self._read = True
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._read = False
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+        finally:
+            self._read = True
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+        super().on_validation_end(trainer, pl_module)
+
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule
                     ) -> dict[str, int | str | float | dict[str, float]]:
         if not self._read:
             return self._shown or {}
         shown: dict[str, int | str | float | dict[str, float]] = {}
         for key, label in self.items:
+            if key == VAL_ACC1 and not self._validated:
+                continue
             v = _value(trainer.callback_metrics, key)
             if v is not None:
                 shown[label] = f"{v:.4g}"

@@ -16,7 +16,6 @@ import torch
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.strategies.ddp import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from solo.utils.checkpointer import Checkpointer
@@ -24,6 +23,7 @@ from solo.utils.checkpointer import Checkpointer
 from cvr_solo.launch.callbacks import RankSeed, ThroughputMonitor
 from cvr_solo.launch.csv_log import RunCSVLogger
 from cvr_solo.launch.devices import device_count
+from cvr_solo.launch.hang import CollectiveTimeoutReport, ddp_strategy, is_collective_timeout
 from cvr_solo.launch.progress import MethodProgressBar, run_summary
 from cvr_solo.launch.resume import ResumePoint, RunCheckpointer, find_resume_checkpoint
 
@@ -39,7 +39,9 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     and, when the progress bar is on, :class:`MethodProgressBar`."""
     callbacks: list[Callback] = [ThroughputMonitor(), *extra_callbacks]
     strategy = str(cfg.get("strategy") or "auto")
-    callbacks += [RunReport(command, strategy), RankSeed(int(cfg.get("seed") or 0))]
+    timeout_s = cfg.get("ddp_timeout_s")
+    callbacks += [RunReport(command, strategy), RankSeed(int(cfg.get("seed") or 0)),
+                  CollectiveTimeoutReport(command, timeout_s)]
     if cfg.get("enable_progress_bar", True):
         callbacks.append(MethodProgressBar(cfg.get("method")))
     if cfg.checkpoint.enabled:
@@ -66,8 +68,7 @@ def build_trainer(cfg: DictConfig, run_dir: str, resume: ResumePoint,
     if "sync_batchnorm" in kwargs:
         kwargs["sync_batchnorm"] = sync_batchnorm(cfg, command)
     kwargs.update(logger=logger, callbacks=callbacks, enable_checkpointing=False,
-                  strategy=DDPStrategy(find_unused_parameters=False) if strategy == "ddp"
-                  else strategy)
+                  strategy=ddp_strategy(strategy, timeout_s))
     return Trainer(**kwargs)
 
 
@@ -111,6 +112,9 @@ class RunReport(Callback):
             _say(self.command, f"training on {processes_line(trainer, self.strategy)}")
 
     def on_fit_end(self, trainer: Trainer, pl_module: Any) -> None:
+        # every rank reads the metrics, so that a value still to be reduced across ranks is
+        # reduced by all of them together, never by rank 0 alone (a DDP deadlock)
+        trainer.callback_metrics  # noqa: B018
         if trainer.is_global_zero:
             print(summary_of(self.command, trainer), flush=True)
 
@@ -149,7 +153,13 @@ def fit(cfg: DictConfig, model: Any, data: dict[str, Any], run_dir: str,
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             (log_dir / "resumed_from.txt").write_text(f"{Path(resume.checkpoint).resolve()}\n")
-    trainer.fit(model, ckpt_path=resume.checkpoint, **data)
+    try:
+        trainer.fit(model, ckpt_path=resume.checkpoint, **data)
+    except Exception as err:
+        if not is_collective_timeout(err):
+            raise
+        # the rank that timed out has said which collective (CollectiveTimeoutReport)
+        raise SystemExit(1) from None
     _wait_for_ranks(trainer, command)
     return trainer
 
