@@ -1,15 +1,44 @@
-"""The number of devices a launch asks for, read in one place: solo-learn's lr scaling
-(:func:`parse_with_device_count`) and the CPU ``sync_batchnorm`` switch
-(:func:`cvr_solo.launch.trainer.sync_batchnorm`) both use :func:`device_count`."""
+"""What a launch asks of the machine, read in one place: the number of devices (solo-learn's
+lr scaling, :func:`parse_with_device_count`, and the CPU ``sync_batchnorm`` switch,
+:func:`cvr_solo.launch.trainer.sync_batchnorm`, both use :func:`device_count`) and the loader
+workers the machine can run (:func:`fit_loader_workers`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-__all__ = ["device_count", "parse_with_device_count"]
+__all__ = ["available_cpus", "device_count", "fit_loader_workers", "parse_with_device_count"]
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as torch's DataLoader counts them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def fit_loader_workers(cfg: DictConfig, command: str) -> None:
+    """Lowers ``data.num_workers`` to :func:`available_cpus` where it asks for more, in place,
+    saying so once (global rank 0).
+
+    The shipped configs ask for 4 loader workers, solo-learn's choice for GPU machines; above
+    the CPUs the process may use, torch warns (twice, for the two loaders) that loading may be
+    slow or freeze, and the extra workers only compete for the same cores.
+    """
+    asked = cfg.data.get("num_workers")
+    cpus = available_cpus()
+    if not isinstance(asked, int) or asked <= cpus:
+        return
+    cfg.data.num_workers = cpus
+    if rank_zero_only.rank == 0:
+        print(f"cvr-solo {command}: data.num_workers={asked} lowered to {cpus}, the CPUs this "
+              "machine gives the run", flush=True)
 
 
 def device_count(devices: Any) -> int | None:

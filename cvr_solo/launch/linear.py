@@ -23,8 +23,9 @@ from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
+from cvr_solo.config_trainer import check_accelerator
 from cvr_solo.datacheck import check_data
-from cvr_solo.launch.devices import parse_with_device_count
+from cvr_solo.launch.devices import fit_loader_workers, parse_with_device_count
 from cvr_solo.launch.entry import hydra_entry
 from cvr_solo.launch.loaders import classification_loaders, dali_module
 from cvr_solo.launch.trainer import fit
@@ -152,6 +153,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
 
     OmegaConf.set_struct(cfg, False)
     validate_linear_cfg(cfg)
+    check_accelerator(cfg.get("accelerator"))
     check_data(cfg, "linear")
     check_pretrain_method(cfg)
     cfg = parse_with_device_count(parse_cfg, cfg)
@@ -177,6 +179,7 @@ def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     if not cfg.performance.disable_channel_last:
         model = model.to(memory_format=torch.channels_last)
     aug = cfg.data.augmentations
+    fit_loader_workers(cfg, "linear")
     train_loader, val_loader = classification_loaders(cfg, aug.crop_size, aug.mean, aug.std)
     data: dict[str, Any] = {"train_dataloaders": train_loader, "val_dataloaders": val_loader}
     if cfg.data.format == "dali":

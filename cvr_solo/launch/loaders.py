@@ -4,15 +4,61 @@ image file that cannot be read, and solo-learn's DALI module."""
 
 from __future__ import annotations
 
+import copyreg
 from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig
+from torch.utils.data import Subset
 from torchvision import transforms
 
 from cvr_solo.datacheck import check_images_on_read
 
-__all__ = ["classification_loaders", "custom_classification_transforms", "dali_module"]
+__all__ = ["classification_loaders", "custom_classification_transforms", "dali_module",
+           "picklable_with_index"]
+
+#: the qualified name of the class solo-learn's ``dataset_with_index`` makes for each dataset
+_WITH_INDEX = "dataset_with_index.<locals>.DatasetWithIndex"
+
+
+def _rebuild_with_index(base: type, state: dict[str, Any]) -> Any:
+    """A dataset of ``dataset_with_index(base)`` with the instance state ``state``."""
+    from solo.data.pretrain_dataloader import dataset_with_index
+
+    cls = dataset_with_index(base)
+    dataset = cls.__new__(cls)
+    dataset.__dict__.update(state)
+    return dataset
+
+
+def _reduce_with_index(dataset: Any) -> tuple[Any, tuple[type, dict[str, Any]]]:
+    return _rebuild_with_index, (type(dataset).__bases__[0], dataset.__dict__)
+
+
+def picklable_with_index(dataset: Any) -> Any:
+    """``dataset`` (solo-learn's pretraining dataset), made picklable; returned as it is.
+
+    solo-learn's ``dataset_with_index(Base)`` returns a class defined inside the function,
+    which pickle cannot name, so loader workers started with ``spawn`` (the start method of
+    ``ddp_spawn``'s ranks and their children) fail with "Can't pickle local object". This
+    registers with :mod:`copyreg` how to rebuild such a dataset from its base class and its
+    state (solo-learn's own factory makes the class again), for the dataset's class or, in a
+    ``Subset``, its underlying dataset's. Other datasets are left alone.
+
+    Example:
+        >>> import pickle
+        >>> from solo.data.pretrain_dataloader import dataset_with_index
+        >>> from torchvision.datasets import FakeData
+        >>> data = picklable_with_index(dataset_with_index(FakeData)(size=2, num_classes=2))
+        >>> pickle.loads(pickle.dumps(data))[1][0]
+        1
+    """
+    inner = dataset
+    while isinstance(inner, Subset):
+        inner = inner.dataset
+    if type(inner).__qualname__ == _WITH_INDEX:
+        copyreg.pickle(type(inner), _reduce_with_index)
+    return dataset
 
 
 def custom_classification_transforms(crop_size: int, mean: Sequence[float],

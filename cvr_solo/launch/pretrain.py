@@ -19,12 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from cvr_solo.checks import check_choice
 from cvr_solo.config import ConfigError, validate_pretrain_cfg
+from cvr_solo.config_trainer import check_accelerator
 from cvr_solo.datacheck import check_data, check_images_on_read
 from cvr_solo.launch.collapse import collapse_callback
-from cvr_solo.launch.devices import parse_with_device_count
+from cvr_solo.launch.devices import fit_loader_workers, parse_with_device_count
 from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.launch.entry import hydra_entry
-from cvr_solo.launch.loaders import classification_loaders, dali_module
+from cvr_solo.launch.loaders import classification_loaders, dali_module, picklable_with_index
 from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.launch.trainer import fit
 from cvr_solo.registry import register
@@ -58,7 +59,8 @@ def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:
                                 data_format=cfg.data.format, no_labels=cfg.data.no_labels,
                                 data_fraction=cfg.data.fraction)
     check_images_on_read(train_ds, "data.train_path")
-    train_loader = prepare_dataloader(train_ds, batch_size=cfg.optimizer.batch_size,
+    train_loader = prepare_dataloader(picklable_with_index(train_ds),
+                                      batch_size=cfg.optimizer.batch_size,
                                       num_workers=cfg.data.num_workers)
     return train_loader, val_loader
 
@@ -123,6 +125,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
 
     OmegaConf.set_struct(cfg, False)
     validate_pretrain_cfg(cfg)
+    check_accelerator(cfg.get("accelerator"))
     register()
     check_choice("method", cfg.method, sorted(METHODS), ConfigError)
     check_data(cfg, "pretrain")
@@ -139,6 +142,7 @@ def build_model(cfg: DictConfig) -> tuple[DictConfig, Any]:
 def run(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> Any:
     """Pretrains ``cfg.method`` as configured; returns the fitted Trainer."""
     cfg, model = build_model(cfg)
+    fit_loader_workers(cfg, "pretrain")
     data = _pretrain_data(cfg)
     run_dir = os.path.join(cfg.checkpoint.dir, cfg.method)
     optional = (diagnostics_callback(cfg), collapse_callback(cfg))
