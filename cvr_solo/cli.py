@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cvr_solo.quiet import VERBOSE_ENV, silence_known_warnings, verbose_requested
+from cvr_solo.quiet import QUIET_ENV, VERBOSE_ENV, silence_known_warnings, verbose_requested
 
 #: The data set whose shipped configs ``--config-path`` defaults to.
 DEFAULT_CONFIG_DATASET = "fashion-mnist"
@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not verbose_requested(argv):
         silence_known_warnings()
+        os.environ[QUIET_ENV] = "1"  # the processes it starts (DDP ranks, loader workers)
     elif "--verbose" in argv:  # DDP ranks that Lightning starts see it too
         os.environ[VERBOSE_ENV] = "1"
     argv = [a for a in argv if a != "--verbose"]

@@ -6,7 +6,8 @@ solo-learn re-registering timm models, CPU-only notes). :func:`known_warnings` l
 its exact message (a regex matched at the start, as :func:`warnings.filterwarnings` reads it)
 and category; :func:`silence_known_warnings` installs one ``ignore`` filter per entry, never a
 blanket filter, so any other warning still shows. ``--verbose`` or ``CVR_SOLO_VERBOSE=1``
-keeps them all.
+keeps them all. ``cvr-solo`` sets :data:`QUIET_ENV` for the processes it starts, whose
+start-up hook (``_cvr_solo_autoregister``) then installs the same filters first thing.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import os
 import warnings
 from typing import NamedTuple
 
-__all__ = ["VERBOSE_ENV", "KnownWarning", "known_warnings", "silence_known_warnings",
+__all__ = ["QUIET_ENV", "VERBOSE_ENV", "KnownWarning", "known_warnings", "silence_known_warnings",
            "verbose_requested"]
 
 #: Environment variable that keeps every warning on screen (any value but "", "0").
 VERBOSE_ENV = "CVR_SOLO_VERBOSE"
+#: Environment variable ("1") that makes cvr-solo's start-up hook silence the known warnings
+#: in a new process (DDP ranks and loader workers of a ``cvr-solo`` command).
+QUIET_ENV = "CVR_SOLO_QUIET"
 
 
 class KnownWarning(NamedTuple):

@@ -29,7 +29,7 @@ def register() -> dict[str, type]:
 
     stem.install()
 
-    from cvr_solo.methods import CVR_METHODS
+    from cvr_solo.methods.registered import CVR_METHODS
 
     for name, cls in CVR_METHODS.items():
         held = registry.get(name)

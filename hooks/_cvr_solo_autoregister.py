@@ -6,6 +6,12 @@ that right after it ``cvr_solo.registry.register`` adds c_simclr and c_byol. (Ho
 ``solo.methods`` itself would run while ``solo.args`` is still half-imported.) Unmodified
 solo-learn scripts then accept ``method=c_byol``.
 Set CVR_SOLO_NO_AUTOREGISTER=1 to switch it off. Kept free of heavy imports on purpose.
+
+It also silences cvr-solo's list of known third-party warnings (cvr_solo.quiet) in a process
+started with CVR_SOLO_QUIET=1, which `cvr-solo` sets for the processes it starts: the ranks
+of ddp_spawn / ddp_fork and their loader workers import solo-learn, Lightning and timm before
+any code of ours runs in them, so they must be quiet from their first line, as the main
+process is.
 """
 
 import os
@@ -59,7 +65,18 @@ class _Finder:
         return spec
 
 
+def _quiet():
+    if os.environ.get("CVR_SOLO_QUIET") != "1":
+        return
+    try:
+        from cvr_solo.quiet import silence_known_warnings
+    except ImportError:  # cvr-solo removed, this hook left behind
+        return
+    silence_known_warnings()
+
+
 def install():
+    _quiet()
     if os.environ.get("CVR_SOLO_NO_AUTOREGISTER"):
         return
     if not any(isinstance(f, _Finder) for f in sys.meta_path):

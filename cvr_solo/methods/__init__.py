@@ -10,8 +10,6 @@ require_solo()
 
 from cvr_solo.methods.c_byol import CBYOL  # noqa: E402
 from cvr_solo.methods.c_simclr import CSimCLR  # noqa: E402
-
-#: What :func:`cvr_solo.register` adds to ``solo.methods.METHODS``.
-CVR_METHODS = {"c_simclr": CSimCLR, "c_byol": CBYOL}
+from cvr_solo.methods.registered import CVR_METHODS  # noqa: E402
 
 __all__ = ["CBYOL", "CVR_METHODS", "CSimCLR"]
