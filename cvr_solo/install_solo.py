@@ -23,12 +23,14 @@ import argparse
 import importlib.metadata
 import json
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cvr_solo.solo_env import SOLO_COMMIT, _version_tuple
 from cvr_solo.solo_source import (
@@ -39,8 +41,8 @@ from cvr_solo.solo_source import (
     resolve_source,
 )
 
-__all__ = ["DEFAULT_SOURCE", "InstallSoloError", "SoloSource", "install_solo", "main",
-           "pip_commands", "resolve_source"]
+__all__ = ["DEFAULT_SOURCE", "InstallSoloError", "SoloSource", "check_reachable",
+           "install_solo", "main", "pip_commands", "resolve_source"]
 
 #: solo-learn's setup.py imports pkg_resources (gone from setuptools >= 81's build path).
 BUILD_SETUPTOOLS = "setuptools<81"
@@ -136,6 +138,32 @@ def _verify(run: Callable[..., Any]) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
+def check_reachable(source: SoloSource) -> None:
+    """For a remote ``source`` (a git or archive URL), that its host's name resolves: offline,
+    pip would fail after minutes with a message about the network, not the way out.
+
+    Raises:
+        InstallSoloError: naming the host and ``--source`` with a local checkout or archive.
+
+    Example:
+        >>> check_reachable(SoloSource("dir", "/src/solo-learn", "solo-learn @ file:///src/solo-learn",
+        ...                             None))  # a local folder: nothing to reach
+    """
+    if source.kind not in ("git", "url"):
+        return
+    host = urlsplit(source.location.removeprefix("git+")).hostname
+    if not host:
+        return
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError as err:
+        raise InstallSoloError(
+            f"cannot resolve {host} ({err}): this machine looks offline. Fetch solo-learn "
+            f"at {SOLO_COMMIT} where there is a network (a checkout, or its GitHub archive "
+            "as .tar.gz/.zip) and pass it here: cvr-solo install-solo --source PATH"
+        ) from None
+
+
 def install_solo(source: SoloSource, *, dry_run: bool = False, quiet: bool = False,
                  run: Callable[..., Any] = subprocess.run,
                  echo: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -174,6 +202,8 @@ def install_solo(source: SoloSource, *, dry_run: bool = False, quiet: bool = Fal
              f"replaces lightning {before['lightning']}; the current Lightning works with "
              "cvr-solo afterwards (pip install 'lightning>=2.6' 'torchmetrics>=1'), without "
              "solo-learn's online kNN")
+    if not dry_run:
+        check_reachable(source)
     with tempfile.TemporaryDirectory(prefix="cvr-solo-install-") as tmp:
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text(constraints_text(before))

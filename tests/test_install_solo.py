@@ -217,3 +217,24 @@ def test_the_verification_code_runs_in_a_real_process():
     else:
         assert found["error"].startswith("solo-learn is not installed")
         assert found["versions"]["solo-learn"] is None
+
+
+def test_offline_names_the_unresolved_host_and_the_source_way_out(monkeypatch, capsys):
+    """Without a network the default source (GitHub) fails at the name lookup, before pip
+    runs: the error names the host and ``--source``, not pip."""
+    import socket
+
+    def offline(host, *args, **kwargs):
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(ins.socket, "getaddrinfo", offline)
+    monkeypatch.setattr(ins, "_installed", lambda names: {n: BEFORE.get(n) for n in names})
+    ran: list[object] = []
+    monkeypatch.setattr(ins.subprocess, "run", lambda *a, **k: ran.append(a))
+    assert ins.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cvr-solo install-solo: error: cannot resolve github.com "
+                          "([Errno -3] Temporary failure in name resolution): this machine "
+                          "looks offline"), err
+    assert "cvr-solo install-solo --source PATH" in err and "pip failed" not in err
+    assert ran == []  # pip never ran
