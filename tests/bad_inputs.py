@@ -21,6 +21,12 @@ BAD_INPUTS: tuple[BadInput, ...] = (
              "precision must be one of 64, 32, 16, transformer-engine"),
     BadInput("checkpoint_dir_under_file", "pretrain", "`checkpoint.dir` below a regular file",
              "is a file, not a folder; give a folder path"),
+    BadInput("checkpoint_dir_read_only", "pretrain", "a read-only `checkpoint.dir`",
+             "cannot write in"),
+    BadInput("checkpoint_dir_under_read_only", "pretrain",
+             "a missing `checkpoint.dir` under a read-only folder", "cannot write in"),
+    BadInput("accelerator_gpu", "pretrain", "`accelerator=gpu` on a machine without a GPU",
+             "accelerator=gpu: torch sees no CUDA GPU on this machine; use accelerator=cpu"),
     BadInput("one_class", "pretrain", "a training folder with a single class folder",
              "holds 1 class folder (0_tshirt_top): the linear classifier needs at least 2 "
              "classes"),

@@ -4,6 +4,7 @@ code 2, no traceback and, found at start-up, nothing written (issue 19)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,20 @@ def _checkpoint(folder: Path, method: str) -> Path:
     return path
 
 
+def _read_only_folder(tmp: Path) -> Path:
+    """A folder this process cannot write in: a mode-555 folder, or as root (who writes
+    anywhere the mode says no) a folder of /sys, where no one creates files."""
+    if os.geteuid() != 0:
+        folder = tmp / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    folder = Path("/sys/kernel")
+    if not folder.is_dir():
+        pytest.skip("root, and no /sys/kernel to stand for a read-only folder")
+    return folder
+
+
 def _args(case: BadInput, data: Path, tmp: Path) -> tuple[list[str], Path]:
     """(command line, the folder that must stay unwritten) of ``case``."""
     out = tmp / "out"
@@ -40,6 +55,15 @@ def _args(case: BadInput, data: Path, tmp: Path) -> tuple[list[str], Path]:
         (tmp / "file").write_text("x")
         out = tmp / "file" / "runs"
         over = small_run_overrides(data, out)
+    elif case.id in ("checkpoint_dir_read_only", "checkpoint_dir_under_read_only"):
+        folder = _read_only_folder(tmp)
+        ckpt = folder if case.id == "checkpoint_dir_read_only" else folder / "runs"
+        over = small_run_overrides(data, ckpt)
+        out = ckpt / "c_byol"  # the run folder a run would make there
+    elif case.id == "accelerator_gpu":
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is visible: accelerator=gpu is no bad input here")
+        over = [o for o in over if o != "accelerator=cpu"] + ["accelerator=gpu"]
     elif case.id == "one_class":
         one = tmp / "one"
         shutil.copytree(next(p for p in sorted((data / "train").iterdir())), one / "train" /

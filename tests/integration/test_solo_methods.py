@@ -66,6 +66,24 @@ def test_register_is_idempotent_and_hook_registers_in_a_fresh_process():
     assert off.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_hook_registers_when_our_methods_import_solo_learn_first():
+    """A ``ddp_spawn`` rank's first import of solo-learn comes from unpickling a method, i.e.
+    from inside ``import cvr_solo.methods``: the hook's registration must not meet the half
+    imported package (it once failed there with a circular-import warning)."""
+    code = ("import sys, warnings; warnings.simplefilter('error', UserWarning)\n"
+            "warnings.filterwarnings('ignore', message='(?!cvr-solo)')\n"
+            "import cvr_solo.methods.c_simclr\n"
+            "assert 'solo' in sys.modules\n"
+            "from solo.methods import METHODS\n"
+            "print(sorted(k for k in METHODS if k.startswith('c_')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env={k: v for k, v in os.environ.items()
+                                           if k not in ("PYTHONWARNINGS", "CVR_SOLO_QUIET")})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "['c_byol', 'c_simclr']"
+    assert "could not register" not in out.stderr, out.stderr[-3000:]
+
+
 @pytest.mark.parametrize(("label", "method", "extra"), METHOD_RUNS)
 def test_pretrain_linear_and_knn_load(tmp_path, fm_data, label, method, extra):
     cfg_name = {"barlow_twins": "barlow"}.get(method, method)

@@ -1,0 +1,85 @@
+"""Our launcher trains as solo-learn's own does: ``cvr-solo pretrain`` and solo-learn's
+unmodified ``main_pretrain.py``, on the same composed config and seed (fp32, CPU, a few
+steps), give the same loss at every step, for every baseline and C-variant we ship.
+
+The losses are read by a test double loaded in both processes (a ``sitecustomize`` that adds
+a callback writing each step's training loss, solo-learn's method loss plus its online
+classifier's). Bit-equal losses mean the same data order, augmentations, initial weights,
+lr schedule and optimiser steps: whatever cvr-solo adds around the run (start-up checks,
+metrics, the collapse monitor, the progress bar) leaves training alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import PRETRAIN
+
+RECORDER = """
+import json, os
+import lightning.pytorch as pl
+
+class _StepLoss(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        with open(os.environ["CVR_SOLO_TEST_LOSSES"], "a") as f:
+            f.write(json.dumps([trainer.global_step, float(loss)]) + "\\n")
+
+_init = pl.Trainer.__init__
+
+def _with_recorder(self, *args, callbacks=None, **kwargs):
+    _init(self, *args, callbacks=[*(callbacks or []), _StepLoss()], **kwargs)
+
+pl.Trainer.__init__ = _with_recorder
+"""
+
+#: each config's augmentation entries (symmetric SimCLR: one pipeline with two crops)
+_PIPELINES = {"simclr": 1, "c_simclr": 1, "byol": 2, "c_byol": 2, "barlow": 2}
+
+
+def _losses(argv: list[str], cwd: Path, site: Path, out: Path) -> list[list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(site), "CVR_SOLO_TEST_LOSSES": str(out),
+           "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
+                    reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
+                           "unmodified main_pretrain.py beside cvr-solo pretrain")
+@pytest.mark.parametrize("name", [
+    pytest.param("simclr", marks=pytest.mark.pins_only), "c_simclr",
+    pytest.param("byol", marks=pytest.mark.pins_only), "c_byol", "barlow"])
+def test_cvr_solo_pretrain_and_solo_learns_main_pretrain_give_the_same_losses(
+        tmp_path, fm_data, name):
+    src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(RECORDER)
+    over = [f"data.train_path={fm_data / 'train'}",
+            # solo-learn's own loaders validate custom data at 224 px: no validation in either
+            "data.val_path=null",
+            "max_epochs=1", "optimizer.batch_size=20", "accelerator=cpu", "precision=32",
+            # one loader worker in both: cvr-solo lowers a count above the machine's CPUs,
+            # and another worker count deals the augmentations' random streams differently
+            "data.num_workers=1",
+            "++limit_train_batches=3",  # three steps of the real 1-epoch schedule
+            *(f"augmentations.{i}.crop_size=16" for i in range(_PIPELINES[name]))]
+    config = ["--config-path", str(PRETRAIN), "--config-name", f"{name}.yaml"]
+    runs = {}
+    for launcher, argv in (
+            ("solo", [sys.executable, str(src / "main_pretrain.py")]),
+            ("cvr", [sys.executable, "-m", "cvr_solo.cli", "pretrain"])):
+        folder = tmp_path / launcher
+        folder.mkdir()
+        runs[launcher] = _losses([*argv, *config, *over, f"checkpoint.dir={folder / 'ck'}"],
+                                 folder, site, folder / "losses.jsonl")
+    assert [s for s, _ in runs["cvr"]] == [1, 2, 3]
+    assert runs["cvr"] == runs["solo"]
