@@ -34,6 +34,10 @@ _LIBRARIES = re.compile(r"[/\\](torch|lightning|lightning_fabric|pytorch_lightni
                         r"hydra)[/\\]")
 
 
+def _seconds(timeout_s: float | None) -> float:
+    return DDP_TIMEOUT_S if timeout_s is None else float(timeout_s)
+
+
 def ddp_strategy(strategy: str, timeout_s: float | None) -> Any:
     """The strategy to hand Lightning: for ``ddp``, ``ddp_spawn``, ``ddp_fork`` and
     ``ddp_notebook`` a :class:`DDPStrategy` with that start method, no search for unused
@@ -49,9 +53,8 @@ def ddp_strategy(strategy: str, timeout_s: float | None) -> Any:
     start = _START_METHODS.get(strategy)
     if start is None:
         return strategy
-    seconds = DDP_TIMEOUT_S if timeout_s is None else float(timeout_s)
     return DDPStrategy(start_method=start, find_unused_parameters=False,
-                       timeout=timedelta(seconds=seconds))
+                       timeout=timedelta(seconds=_seconds(timeout_s)))
 
 
 def waited_for(err: BaseException) -> str | None:
@@ -102,7 +105,7 @@ class CollectiveTimeoutReport(pl.Callback):
 
     def __init__(self, command: str, timeout_s: float | None) -> None:
         self.command = command
-        self.timeout_s = DDP_TIMEOUT_S if timeout_s is None else float(timeout_s)
+        self.timeout_s = _seconds(timeout_s)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
