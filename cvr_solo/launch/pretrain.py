@@ -25,6 +25,7 @@ from cvr_solo.launch.collapse import collapse_callback
 from cvr_solo.launch.devices import fit_loader_workers, parse_with_device_count
 from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.launch.entry import hydra_entry
+from cvr_solo.launch.fast_views import faster_views
 from cvr_solo.launch.loaders import classification_loaders, dali_module, picklable_with_index
 from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.launch.trainer import fit
@@ -58,7 +59,7 @@ def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:
                                 train_data_path=cfg.data.train_path,
                                 data_format=cfg.data.format, no_labels=cfg.data.no_labels,
                                 data_fraction=cfg.data.fraction)
-    check_images_on_read(train_ds, "data.train_path")
+    check_images_on_read(faster_views(train_ds), "data.train_path")
     train_loader = prepare_dataloader(picklable_with_index(train_ds),
                                       batch_size=cfg.optimizer.batch_size,
                                       num_workers=cfg.data.num_workers)

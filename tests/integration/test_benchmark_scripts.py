@@ -31,6 +31,15 @@ def test_bench_step_times_each_pair_and_prints_the_ratio():
     assert "c_byol/byol = " in out  # the FLOP ratio
 
 
+def test_bench_views_prints_a_rate_per_method_and_variant(fm_data):
+    out = _run("benchmarks/bench_views.py", "--data", str(fm_data), "--methods", "simclr",
+               "--precisions", "32", "--workers", "0", "--batch-size", "20", "--steps", "4")
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines()
+            if line.startswith("| simclr |")]
+    assert len(rows) == 1 and rows[0][1:3] == ["32", "0"], out
+    assert float(rows[0][3]) > 0 and float(rows[0][4]) > 0, out
+
+
 def test_study_c_simclr_keeps_the_real_lr_schedule_and_tables_its_runs(fm_data, tmp_path):
     """full stops after --steps without squeezing the warm-up (the lr stays far below its
     peak); probe runs the projector alone; table reads both."""
