@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train", type=Path, default=None,
                     help="the train images (default: DATA/train), e.g. a bench seed subset")
     ap.add_argument("--budget", default="cpu", choices=sorted(BUDGETS))
-    ap.add_argument("--methods", default=",".join(m for m in METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--precisions", default="32,bf16-mixed")
     ap.add_argument("--workers", default=None,
                     help="loader workers, comma-separated (default: the budget's)")

@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch.utils.data import Subset
 from torchvision import transforms
 from torchvision.datasets.folder import default_loader, pil_loader
+
+from cvr_solo.launch.loaders import innermost_dataset
 
 __all__ = ["GREY_SAFE", "ThreeChannels", "faster_views", "grey_or_rgb_loader"]
 
@@ -124,9 +125,7 @@ def faster_views(dataset: Any) -> Any:
         >>> type(faster_views(data).transform.transforms[1].mean).__name__
         'tuple'
     """
-    inner = dataset
-    while isinstance(inner, Subset):
-        inner = inner.dataset
+    inner = innermost_dataset(dataset)
     composes = _composes(getattr(inner, "transform", None))
     for compose in composes:
         for step in compose.transforms:

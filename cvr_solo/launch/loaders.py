@@ -15,7 +15,7 @@ from torchvision import transforms
 from cvr_solo.datacheck import check_images_on_read
 
 __all__ = ["classification_loaders", "custom_classification_transforms", "dali_module",
-           "picklable_with_index"]
+           "innermost_dataset", "picklable_with_index"]
 
 #: the qualified name of the class solo-learn's ``dataset_with_index`` makes for each dataset
 _WITH_INDEX = "dataset_with_index.<locals>.DatasetWithIndex"
@@ -33,6 +33,13 @@ def _rebuild_with_index(base: type, state: dict[str, Any]) -> Any:
 
 def _reduce_with_index(dataset: Any) -> tuple[Any, tuple[type, dict[str, Any]]]:
     return _rebuild_with_index, (type(dataset).__bases__[0], dataset.__dict__)
+
+
+def innermost_dataset(dataset: Any) -> Any:
+    """The dataset under any number of ``Subset`` wrappers (solo-learn's ``data.fraction``)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
 
 
 def picklable_with_index(dataset: Any) -> Any:
@@ -53,9 +60,7 @@ def picklable_with_index(dataset: Any) -> Any:
         >>> pickle.loads(pickle.dumps(data))[1][0]
         1
     """
-    inner = dataset
-    while isinstance(inner, Subset):
-        inner = inner.dataset
+    inner = innermost_dataset(dataset)
     if type(inner).__qualname__ == _WITH_INDEX:
         copyreg.pickle(type(inner), _reduce_with_index)
     return dataset
