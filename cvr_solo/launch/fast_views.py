@@ -16,7 +16,9 @@ augmentations themselves:
   crops, flips, blur, solarisation, equalisation), and those that mix channels leave a grey
   image unchanged (saturation, hue, grey-scale), also in RGB. The random draws are the same
   in both modes. Applied only where every step of every view is one of these
-  (:data:`GREY_SAFE`) and the dataset reads files with torchvision's default loader.
+  (:data:`GREY_SAFE`), the dataset reads files with torchvision's default loader, and one
+  of :data:`PROBES` images spread over the dataset is grey: a colour dataset keeps the
+  default loader (the grey check costs ~16 % more decoding on a colour JPEG).
 
 docs/benchmarks.md ("Views per second on CPU") has the measured effect; a test checks the
 views are equal.
@@ -33,7 +35,10 @@ from torchvision.datasets.folder import default_loader, pil_loader
 
 from cvr_solo.launch.loaders import innermost_dataset
 
-__all__ = ["GREY_SAFE", "ThreeChannels", "faster_views", "grey_or_rgb_loader"]
+__all__ = ["GREY_SAFE", "PROBES", "ThreeChannels", "faster_views", "grey_or_rgb_loader"]
+
+#: images read at start-up, spread evenly over the dataset, to tell grey from colour data
+PROBES = 8
 
 
 def _solo_augmentations() -> tuple[type, ...]:
@@ -86,6 +91,14 @@ class ThreeChannels:
         return "ThreeChannels()"
 
 
+def _has_grey_images(dataset: Any) -> bool:
+    """Whether one of :data:`PROBES` files spread over an ImageFolder's samples is grey."""
+    samples = getattr(dataset, "samples", None) or []
+    n = len(samples)
+    picks = sorted({i * n // PROBES for i in range(PROBES)}) if n else []
+    return any(grey_or_rgb_loader(samples[i][0]).mode == "L" for i in picks)
+
+
 def _composes(pipeline: Any) -> list[transforms.Compose]:
     """The per-view Compose objects of solo-learn's FullTransformPipeline / NCropAugmentation
     (or of a bare Compose)."""
@@ -110,7 +123,8 @@ def _steps(compose: transforms.Compose) -> list[Any]:
 def faster_views(dataset: Any) -> Any:
     """Makes solo-learn's pretraining dataset produce the same views for less CPU (see the
     module's docstring); returns ``dataset``. A dataset without a torchvision
-    ``Compose`` pipeline is left alone; the grey path needs the default image loader too.
+    ``Compose`` pipeline is left alone; the grey path needs the default image loader and
+    grey images too.
 
     Args:
         dataset: solo-learn's pretraining dataset (an ImageFolder, or a Subset of one).
@@ -134,7 +148,8 @@ def faster_views(dataset: Any) -> Any:
                 step.std = tuple(float(v) for v in step.std)
     safe = GREY_SAFE + _solo_augmentations()
     if (composes and getattr(inner, "loader", None) in (default_loader, pil_loader)
-            and all(type(s) in safe for c in composes for s in _steps(c))):
+            and all(type(s) in safe for c in composes for s in _steps(c))
+            and _has_grey_images(inner)):
         inner.loader = grey_or_rgb_loader
         for compose in composes:
             at = [i for i, s in enumerate(compose.transforms) if isinstance(s, transforms.ToTensor)]

@@ -1,6 +1,7 @@
 """faster_views gives solo-learn's pretraining views pixel for pixel: the same tensors from
-the same seeds, for grey images (kept one-channel through the augmentations) and colour ones
-(only Normalize's lists change), with every augmentation solo-learn builds switched on."""
+the same seeds, for grey images (kept one-channel through the augmentations), colour ones
+(only Normalize's lists change) and a mix, with every augmentation solo-learn builds switched
+on."""
 
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ AUG = {"crop_size": 24, "mean": [0.2, 0.3, 0.4], "std": [0.3, 0.2, 0.1],
        "horizontal_flip": {"prob": 0.5}, "num_crops": 2}
 
 
-def _images(root: Path, grey: bool, n: int = 12) -> Path:
-    g = torch.Generator().manual_seed(1 + grey)
+def _images(root: Path, grey: bool | str, n: int = 12) -> Path:
+    """n images in two classes: grey (saved as RGB, as our export does), colour, or "mixed"
+    (every third one grey)."""
+    g = torch.Generator().manual_seed(1 + (grey is True) + 2 * (grey == "mixed"))
     for c in ("a", "b"):
         (root / c).mkdir(parents=True)
         for i in range(n // 2):
-            px = torch.randint(0, 256, (30, 28, 1 if grey else 3), generator=g,
+            one = grey is True or (grey == "mixed" and i % 3 == 0)
+            px = torch.randint(0, 256, (30, 28, 1 if one else 3), generator=g,
                                dtype=torch.uint8)
-            img = px.expand(-1, -1, 3) if grey else px  # grey saved as RGB, as our export does
+            img = px.expand(-1, -1, 3) if one else px
             Image.fromarray(img.contiguous().numpy(), "RGB").save(root / c / f"{i}.png")
     return root
 
@@ -58,14 +62,18 @@ def _views(dataset, seed: int) -> list[list[torch.Tensor]]:
     return out
 
 
-@pytest.mark.parametrize("grey", [True, False])
+@pytest.mark.parametrize("grey", [True, False, "mixed"])
 def test_faster_views_are_solo_learns_views(tmp_path, grey):
+    from torchvision.datasets.folder import default_loader
+
     root = _images(tmp_path / "data", grey)
     plain, fast = _dataset(root, AUG), faster_views(_dataset(root, AUG))
-    assert (fast.loader is grey_or_rgb_loader) is True  # every step here is grey-safe
+    # every step here is grey-safe: the grey path is taken where the probes find a grey image
+    assert fast.loader is (grey_or_rgb_loader if grey else default_loader)
     assert any(isinstance(s, ThreeChannels) for s in fast.transform.transforms[0]
-               .transform.transforms)
-    assert fast.loader(str(next(root.rglob("*.png")))).mode == ("L" if grey else "RGB")
+               .transform.transforms) is bool(grey)
+    modes = {fast.loader(path).mode for path, _ in fast.samples}
+    assert modes == {True: {"L"}, False: {"RGB"}, "mixed": {"L", "RGB"}}[grey]
     for seed in (0, 100):
         a, b = _views(plain, seed), _views(fast, seed)
         for va, vb in zip(a, b, strict=True):
