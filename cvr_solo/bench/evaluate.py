@@ -24,7 +24,7 @@ from torchvision import datasets, transforms
 from tqdm import tqdm
 
 from cvr_solo.bench.plan import PROTOCOL, Protocol
-from cvr_solo.bench.probe import Probe, probe_accuracy, train_probe
+from cvr_solo.bench.probe import Probe, probe_accuracy, select_probe
 from cvr_solo.bench.result import Scores
 from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt
 
@@ -176,8 +176,8 @@ def knn_and_probe(backbone: nn.Module, train: ImageSet, val: ImageSet, mean: Seq
     f_val = features(backbone, val.images, mean, std, dev, precision=precision)
     knn = knn_accuracy(f_train, train.labels, f_val, val.labels, k=protocol.knn_k,
                        temperature=protocol.knn_temperature)
-    probe = train_probe(f_train, train.labels, weight_decay=protocol.probe_weight_decay,
-                        max_iter=protocol.probe_max_iter)
+    probe, _ = select_probe(f_train, train.labels, protocol.probe_weight_decays,
+                            protocol.probe_holdout, protocol.probe_max_iter)
     return knn, probe_accuracy(probe, f_val, val.labels), probe
 
 
@@ -239,7 +239,7 @@ def reference_rows(train: ImageSet, val: ImageSet, corruption_idx: torch.Tensor,
     """The floor rows: a linear probe on raw pixels (no kNN, no corruption suite) and the
     kNN and probe of a randomly initialised backbone (seed 0) of the benchmark's
     architecture and stem."""
-    pixels = train_probe(train.images, train.labels)
+    pixels, _ = select_probe(train.images, train.labels)
     rows = {"raw pixels (linear probe)": Scores(
         clean=probe_accuracy(pixels, val.images, val.labels), knn_acc1=None)}
     rows[f"random {backbone_name} (untrained)"] = evaluate_backbone(

@@ -1,5 +1,6 @@
 """The linear probe of the benchmark: multinomial logistic regression on frozen, standardised
-features (or pixels), trained by full-batch L-BFGS; deterministic for a seed."""
+features (or pixels), trained by full-batch L-BFGS, its L2 weight chosen on held-out training
+images (:func:`select_probe`); deterministic for a seed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 from cvr_solo.bench.plan import PROTOCOL
 
-__all__ = ["Probe", "probe_accuracy", "train_probe"]
+__all__ = ["Probe", "probe_accuracy", "select_probe", "train_probe"]
 
 
 class Probe(nn.Module):
@@ -26,7 +27,7 @@ class Probe(nn.Module):
 
 
 def train_probe(x: torch.Tensor, y: torch.Tensor,
-                weight_decay: float = PROTOCOL.probe_weight_decay,
+                weight_decay: float = PROTOCOL.probe_weight_decays[0],
                 max_iter: int = PROTOCOL.probe_max_iter, seed: int = 0) -> Probe:
     """Multinomial logistic regression on frozen inputs (standardised per dimension):
     cross-entropy + ``weight_decay * ||W||^2``, full-batch L-BFGS (deterministic).
@@ -69,3 +70,47 @@ def train_probe(x: torch.Tensor, y: torch.Tensor,
 def probe_accuracy(probe: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Top-1 (%) of ``probe`` on inputs ``x``."""
     return float((probe(x.float()).argmax(1) == y).float().mean() * 100)
+
+
+def select_probe(x: torch.Tensor, y: torch.Tensor,
+                 weight_decays: tuple[float, ...] = PROTOCOL.probe_weight_decays,
+                 holdout: float = PROTOCOL.probe_holdout,
+                 max_iter: int = PROTOCOL.probe_max_iter, seed: int = 0) -> tuple[Probe, float]:
+    """:func:`train_probe` with its weight decay chosen on held-out training data: each
+    candidate is fit on the rest of ``x`` and scored (top-1) on a class-balanced draw (seed
+    ``seed``) of ``holdout`` of it; the best (the smallest on a tie) is refit on all of ``x``.
+
+    Args:
+        x: ``(n, ...)`` features or pixels (flattened).
+        y: ``(n,)`` integer labels.
+        weight_decays: the candidate L2 penalties on W.
+        holdout: the fraction of ``x`` held out to choose among them (rounded to a whole
+            number of images per class).
+        max_iter: L-BFGS iterations.
+        seed: the held-out draw and the initialisation.
+
+    Returns:
+        The probe refit on all of ``x`` and its weight decay.
+
+    Raises:
+        ValueError: if ``weight_decays`` is empty or the held-out draw is impossible (a class
+            with fewer images than its share).
+
+    Example:
+        >>> x = torch.tensor([[0.0], [1.0], [4.0], [5.0]] * 5); y = torch.tensor([0, 0, 1, 1] * 5)
+        >>> probe, wd = select_probe(x, y, weight_decays=(1e-4, 1e-2))
+        >>> probe_accuracy(probe, x, y), wd
+        (100.0, 0.0001)
+    """
+    from cvr_solo.data.balanced import balanced_indices
+
+    if not weight_decays:
+        raise ValueError("select_probe: weight_decays is empty")
+    classes = int(y.unique().numel())
+    held = balanced_indices(y, max(1, round(holdout * len(y) / classes)) * classes, seed=seed)
+    rest = torch.ones(len(y), dtype=torch.bool)
+    rest[held] = False
+    scores = [probe_accuracy(train_probe(x[rest], y[rest], w, max_iter, seed), x[held], y[held])
+              for w in weight_decays]
+    best = weight_decays[scores.index(max(scores))]
+    return train_probe(x, y, best, max_iter, seed), best
