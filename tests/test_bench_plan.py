@@ -80,11 +80,11 @@ def test_budgets():
 
 def test_cpu_budget_plan_gives_every_run_the_same_sizes_and_only_its_method_differs():
     """The CPU ranking budget (issue #16): every run of a seed gets the same size knobs
-    (ImageNet stem, 32 px crops of the shipped augmentations, epochs, batch, subset, fp32) and
+    (ImageNet stem, 32 px crops of the shipped augmentations, epochs, batch, subset, bf16) and
     the same schedule; a run's overrides differ from another's only in its name and folder."""
     cpu = BUDGETS["cpu"]
-    assert (cpu.device, cpu.precision, cpu.small_stem, cpu.val_subset) == ("cpu", "32", False,
-                                                                         None)
+    assert (cpu.device, cpu.precision, cpu.small_stem, cpu.val_subset) == (
+        "cpu", "bf16-mixed", False, None)
     specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5, 6], cpu,
                       Path("o"), Path("d"))
     assert len(specs) == 10 and [s.seed for s in specs] == [5] * 5 + [6] * 5
@@ -97,8 +97,8 @@ def test_cpu_budget_plan_gives_every_run_the_same_sizes_and_only_its_method_diff
             assert s.train_dir == Path(f"o/data/seed-{seed}")
     o = specs[0].overrides
     assert o["++backbone.kwargs.small_stem"] is False and o["max_epochs"] == cpu.pretrain_epochs
-    assert o["optimizer.batch_size"] == cpu.batch_size and o["precision"] == "32"
-    assert o["++scheduler.warmup_epochs"] == 1  # a tenth of the 8 epochs, rounded
+    assert o["optimizer.batch_size"] == cpu.batch_size and o["precision"] == "bf16-mixed"
+    assert o["++scheduler.warmup_epochs"] == 2  # a tenth of the 20 epochs
     assert "++checkpoint.keep_prev" not in o
     assert [s.config for s in specs[:5]] == ["simclr.yaml", "c_simclr.yaml", "byol.yaml",
                                              "c_byol.yaml", "barlow.yaml"]

@@ -99,12 +99,13 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
                     pretrain_epochs=2, batch_size=64, device="cpu", precision="bf16-mixed",
                     num_workers=1, log_every=1, diag_every=4, diag_images=128),
-    # the CPU ranking budget (issue #16; how it was sized: docs/cpu-budget-notes.md): the
-    # ImageNet stem at 32 px (about 5x cheaper per view than the small stem) in fp32 (faster
-    # than bf16 for this stem), 10k images x 8 epochs = 624 steps at batch 128 with the
-    # warm-up cosine of the whole run; kNN bank and probe on the same 10k, all 10k val images
+    # the CPU ranking budget (issues #16 and #23; how it was sized: docs/cpu-budget-notes.md):
+    # the ImageNet stem at 32 px (about 5x cheaper per view than the small stem), 10k images
+    # x 20 epochs = 1,560 steps at batch 128 with the warm-up cosine of the whole run, bf16
+    # mixed precision (1.3-1.75x the views/s of fp32 since the loader change of #23; fp32 on
+    # a CPU without native bf16); kNN bank and probe on the same 10k, all 10k val images
     "cpu": Budget(subset=10000, val_subset=None, corruption_subset=1000, severities=(3,),
-                  pretrain_epochs=8, batch_size=128, device="cpu", precision="32",
+                  pretrain_epochs=20, batch_size=128, device="cpu", precision="bf16-mixed",
                   num_workers=1, log_every=10, diag_every=52, diag_images=256,
                   small_stem=False),
     # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
