@@ -110,7 +110,8 @@ def select_probe(x: torch.Tensor, y: torch.Tensor,
     held = balanced_indices(y, max(1, round(holdout * len(y) / classes)) * classes, seed=seed)
     rest = torch.ones(len(y), dtype=torch.bool)
     rest[held] = False
-    scores = [probe_accuracy(train_probe(x[rest], y[rest], w, max_iter, seed), x[held], y[held])
+    x_fit, y_fit, x_held, y_held = x[rest], y[rest], x[held], y[held]  # indexed once, not per L2
+    scores = [probe_accuracy(train_probe(x_fit, y_fit, w, max_iter, seed), x_held, y_held)
               for w in weight_decays]
     best = weight_decays[scores.index(max(scores))]
     return train_probe(x, y, best, max_iter, seed), best
