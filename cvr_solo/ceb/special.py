@@ -41,7 +41,7 @@ def log_bessel_iv(order: float, x: float) -> float:
 
     Example:
         >>> round(log_bessel_iv(0.5, 1.0), 6)  # I_{1/2}(1) = sqrt(2/pi) sinh(1)
-        -0.065702
+        -0.064352
     """
     order, x = check_non_negative("order", order), check_positive("x", x)
     k_star = max(0.0, (math.sqrt(order * order + x * x) - order) / 2 - 1)

@@ -18,8 +18,8 @@ def balanced_indices(labels: torch.Tensor, n: int | None, seed: int = 0) -> torc
             fewer than ``n / C`` items.
 
     Example:
-        >>> balanced_indices(torch.tensor([0, 1, 0, 1, 0, 1]), 4, seed=1).tolist()[:1]
-        [0]
+        >>> balanced_indices(torch.tensor([0, 1, 0, 1, 0, 1]), 4, seed=1).tolist()  # 2 a class
+        [1, 2, 3, 4]
     """
     if n is None or n >= len(labels):
         return torch.arange(len(labels))

@@ -45,7 +45,7 @@ def ddp_strategy(strategy: str, timeout_s: float | None) -> Any:
     any other name as it is.
 
     Example:
-        >>> ddp_strategy("ddp_spawn", 20).timeout
+        >>> ddp_strategy("ddp_spawn", 20)._timeout  # Lightning keeps it private
         datetime.timedelta(seconds=20)
         >>> ddp_strategy("auto", 20)
         'auto'
