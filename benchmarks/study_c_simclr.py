@@ -170,6 +170,7 @@ def run_probe(args: argparse.Namespace) -> None:
     from solo.utils.lr_scheduler import LinearWarmupCosineAnnealingLR
     from solo.utils.misc import remove_bias_and_norm_from_weight_decay
 
+    from cvr_solo.ceb.guard import guarded_beta
     from cvr_solo.ceb.losses import c_simclr_loss
     from cvr_solo.ceb.schedules import beta_at
     from cvr_solo.launch.pretrain import build_model
@@ -199,9 +200,9 @@ def run_probe(args: argparse.Namespace) -> None:
             ramp = min(total, round(float(mk.beta_warmup_epochs) * per_epoch))
             beta = beta_at(step, total, ramp, float(mk.beta), str(mk.beta_schedule))
             guard = mk.get("beta_guard")
-            ceb = c_simclr_loss(z1, z2, float(mk.kappa_e), float(mk.kappa_b), beta,
-                                beta_guard=None if guard is None else float(guard))
-            loss, beta = ceb.loss, float(ceb.beta)
+            if guard is not None:  # as method=c_simclr does (CSimCLR.training_step)
+                beta = float(guarded_beta(z1, z2, beta, float(mk.kappa_e), float(guard))[0])
+            loss = c_simclr_loss(z1, z2, float(mk.kappa_e), float(mk.kappa_b), beta).loss
         else:
             beta = 0.0
             loss = simclr_loss_func(torch.cat([z1, z2]), torch.arange(args.batch_size).repeat(2),

@@ -18,13 +18,14 @@ __version__ = "0.1.0"
 #: ``cvr_solo.ceb.__all__``, spelt out so that ``import cvr_solo`` imports no torch (a unit
 #: test keeps the two equal).
 _CEB_NAMES = (
-    "BETA_SCHEDULES", "B_VIEWS", "FAILURE_BOUND", "CBYOLLossOutput", "CSimCLRLossOutput",
-    "VonMisesFisher", "beta_at", "c_byol_loss", "c_simclr_loss", "embedding_distance_from_kl",
-    "held_back_beta", "lipschitz_lower_bound", "lipschitz_lower_bound_from_cos",
-    "log_bessel_iv", "log_normalizer",
-    "mean_resultant_length", "pair_distances", "residual_floor", "residual_information",
-    "sampler_failures", "shrink_threshold", "vmf_kl", "vmf_rsample", "wood_acceptance",
-    "wood_plan",
+    "BETA_SCHEDULES", "B_VIEWS", "BackwardEncoder", "CBYOLLossOutput", "CSimCLRLossOutput",
+    "FAILURE_BOUND", "StochasticPrediction", "StochasticPredictor", "VonMisesFisher",
+    "beta_at", "c_byol_loss", "c_simclr_loss", "drop_last_bias", "embedding_distance_from_kl",
+    "full_beta_ratio", "guarded_beta", "held_back_beta", "lipschitz_lower_bound",
+    "lipschitz_lower_bound_from_cos", "log_bessel_iv", "log_normalizer",
+    "mean_resultant_length", "pair_distances", "release_mlp", "residual_floor",
+    "residual_information", "sampler_failures", "shrink_threshold", "vmf_kl", "vmf_rsample",
+    "wood_acceptance", "wood_plan",
 )
 __all__ = [*_CEB_NAMES, "__version__", "register"]
 

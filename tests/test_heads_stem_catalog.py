@@ -7,7 +7,12 @@ import torch
 from torchvision.models import resnet18
 
 from cvr_solo.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
-from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
+from cvr_solo.ceb.heads import (
+    BackwardEncoder,
+    StochasticPredictor,
+    drop_last_bias,
+    release_mlp,
+)
 from cvr_solo.ceb.vmf import mean_resultant_length
 from cvr_solo.stem import (
     checkpoint_has_small_stem,
@@ -32,7 +37,7 @@ def test_catalog_has_one_entry_per_method_and_variants_share_their_baselines_fam
 def test_stochastic_predictor_samples_in_training_and_returns_the_mean_in_eval():
     torch.manual_seed(0)
     d, kappa = 64, 100.0
-    head = StochasticPredictor(d, 32, kappa_e=kappa)
+    head = StochasticPredictor(release_mlp(d, 32, d), d, kappa_e=kappa)
     y = torch.randn(512, d)
     train = head.train()(y)
     assert torch.allclose(train.mu_e.norm(dim=-1), torch.ones(512), atol=1e-5)
@@ -47,14 +52,32 @@ def test_stochastic_predictor_samples_in_training_and_returns_the_mean_in_eval()
 
 
 def test_stochastic_predictor_mean_is_the_normalised_mlp_output_and_layers_are_bias_free():
-    head = StochasticPredictor(16, 8, kappa_e=10.0).eval()
+    head = StochasticPredictor(release_mlp(16, 8, 16), 16, kappa_e=10.0).eval()
     y = torch.randn(4, 16)
     mlp_out = head.mlp(y)
     assert torch.allclose(head(y).mu_e, mlp_out / mlp_out.norm(dim=-1, keepdim=True))
     assert head.mlp[-1].bias is None and head.out.bias is None
     assert head.mlp[0].bias is not None  # only the last layer loses its bias (release)
     with pytest.raises(ValueError, match="kappa_e"):
-        StochasticPredictor(16, 8, kappa_e=0.0)
+        StochasticPredictor(release_mlp(16, 8, 16), 16, kappa_e=0.0)
+
+
+def test_drop_last_bias_keeps_the_weights_and_wraps_the_mlp_as_built():
+    torch.manual_seed(2)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                              torch.nn.Linear(8, 16))  # solo-learn's BYOL predictor, small
+    weights = {k: v.clone() for k, v in mlp.state_dict().items() if k != "3.bias"}
+    head = StochasticPredictor(drop_last_bias(mlp), 16, kappa_e=10.0)
+    assert head.mlp is mlp and mlp[-1].bias is None
+    assert all(torch.equal(mlp.state_dict()[k], v) for k, v in weights.items())
+    assert sorted(head.state_dict()) == sorted(
+        [f"mlp.{k}" for k in weights] + ["out.weight"])
+    y = torch.randn(4, 16)
+    head.eval()
+    expected = torch.nn.functional.normalize(mlp[3](mlp[2](mlp[1](mlp[0](y)))), dim=-1)
+    assert torch.allclose(head(y).mu_e, expected, atol=1e-6)
+    with pytest.raises(TypeError, match="last module must be an nn.Linear"):
+        drop_last_bias(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU()))
 
 
 def test_backward_encoder_normalises_its_input_and_output_and_never_reaches_the_target():
@@ -63,7 +86,8 @@ def test_backward_encoder_normalises_its_input_and_output_and_never_reaches_the_
     t = torch.randn(4, 16, requires_grad=True)
     mu_b = b(t)
     assert torch.allclose(mu_b.norm(dim=-1), torch.ones(4), atol=1e-6)
-    assert torch.allclose(b(3.0 * t), mu_b, atol=1e-6)  # it sees l2norm(t)
+    rows = torch.tensor([0.5, 3.0, 10.0, 0.1]).unsqueeze(1)  # eval: rows do not interact
+    assert torch.allclose(b(rows * t), mu_b, atol=1e-5)  # it sees l2norm(t), row by row
     mu_b.sum().backward()
     assert t.grad is None  # the target branch stays gradient-free
     assert all(p.grad is not None for p in b.parameters() if p.requires_grad)

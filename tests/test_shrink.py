@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from cvr_solo.ceb import (
     c_simclr_loss,
+    full_beta_ratio,
+    guarded_beta,
     held_back_beta,
     mean_resultant_length,
     pair_distances,
@@ -110,15 +112,15 @@ def test_held_back_beta_keeps_the_batch_below_the_threshold():
             held_back_beta(1.0, h1, h2, 1024.0, bad)
 
 
-def test_c_simclr_loss_with_the_guard_is_the_loss_at_the_held_back_beta():
+def test_c_simclr_loss_at_the_guarded_beta_tensor_is_the_loss_at_that_number():
     r1, r2 = _cap(32, 64, eps=0.05, delta=2.2, seed=5)
+    beta, ratio = guarded_beta(r1, r2, 1.0, 1024.0, 0.5)
+    used = beta.item()
+    assert 0 < used < 1 and beta.dim() == 0 and not beta.requires_grad
     a = r1.clone().requires_grad_()
     b = r2.clone().requires_grad_()
-    out = c_simclr_loss(a, b, kappa_e=1024.0, kappa_b=5.0, beta=1.0, sample=False,
-                        beta_guard=0.5)
+    out = c_simclr_loss(a, b, kappa_e=1024.0, kappa_b=5.0, beta=beta, sample=False)
     out.loss.backward()
-    used = out.beta.item()
-    assert 0 < used < 1
     a2, b2 = r1.clone().requires_grad_(), r2.clone().requires_grad_()
     ref = c_simclr_loss(a2, b2, kappa_e=1024.0, kappa_b=5.0, beta=used, sample=False)
     ref.loss.backward()
@@ -126,16 +128,54 @@ def test_c_simclr_loss_with_the_guard_is_the_loss_at_the_held_back_beta():
     assert torch.allclose(a.grad, a2.grad, rtol=1e-10, atol=1e-14)  # no gradient via beta
     assert torch.allclose(b.grad, b2.grad, rtol=1e-10, atol=1e-14)
     expected = pair_distances(F.normalize(r1, dim=-1), F.normalize(r2, dim=-1))
-    assert out.align_ratio.item() == pytest.approx((expected[0] / expected[1]).item())
-    off = c_simclr_loss(r1, r2, kappa_e=1024.0, kappa_b=5.0, beta=1.0, sample=False)
-    assert off.beta == 1.0 and off.align_ratio is None
-    with pytest.raises(ValueError, match="beta_guard"):
-        c_simclr_loss(r1, r2, beta_guard=2.0)
+    assert ratio.item() == pytest.approx((expected[0] / expected[1]).item())
+    # guarded_beta normalises its inputs: any scale of the projections gives the same beta
+    assert guarded_beta(3 * r1, 0.5 * r2, 1.0, 1024.0, 0.5)[0].item() == pytest.approx(used)
+    with pytest.raises(ValueError, match="guard"):
+        guarded_beta(r1, r2, 1.0, 1024.0, 2.0)
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        c_simclr_loss(r1, r2, beta=-1.0)
+
+
+def test_guard_passes_the_whole_beta_at_and_below_full_beta_ratio():
+    # the facts README and faithfulness.md state, at the shipped C-SimCLR values
+    d, kappa_e, gamma = 256, 1024.0, 0.5
+    assert shrink_threshold(d, kappa_e, 1.0) == pytest.approx(0.531, abs=5e-4)
+    rho = full_beta_ratio(d, kappa_e, 1.0, gamma)
+    assert rho == pytest.approx(0.3615, abs=1e-4)
+    a_d = mean_resultant_length(d, kappa_e)
+    # held_back_beta is min(beta, gamma (1/rho - 1) / A_d): exactly beta at rho, less above
+    assert gamma * (1 / rho - 1) / a_d == pytest.approx(1.0, rel=1e-12)
+    for ratio, expect_full in ((0.9 * rho, True), (1.1 * rho, False)):
+        h1, h2 = _with_ratio(ratio, n=64, d=d, seed=8)
+        beta, got = held_back_beta(1.0, h1, h2, kappa_e, gamma)
+        assert got.item() == pytest.approx(ratio, rel=1e-6)
+        assert (beta.item() == 1.0) is expect_full
+    h1, h2 = _with_ratio(0.999, n=64, d=d, seed=9)
+    assert held_back_beta(1.0, h1, h2, kappa_e, gamma)[0].item() < 0.01  # towards 0 at A/D 1
+
+
+def _with_ratio(target: float, n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit rows whose A/D (pair_distances) is ``target``: h2 slerps from h1 towards a
+    shuffled h1, the mix found by bisection."""
+    h1, _ = _unit(n, d, seed)
+    other = h1[torch.roll(torch.arange(n), 1)]
+
+    def pair(t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return h1, F.normalize((1 - t) * h1 + t * other, dim=-1)
+
+    lo, hi = 0.0, 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        a, dd = pair_distances(*pair(mid))
+        lo, hi = (mid, hi) if (a / dd).item() < target else (lo, mid)
+    return pair((lo + hi) / 2)
 
 
 def test_guard_leaves_beta_zero_exactly_simclr():
     r1, r2 = _unit(12, 16, seed=6)
-    guarded = c_simclr_loss(r1, r2, kappa_b=5.0, beta=0.0, sample=False, beta_guard=0.5)
+    beta, ratio = guarded_beta(r1, r2, 0.0, 1024.0, 0.5)
+    guarded = c_simclr_loss(r1, r2, kappa_b=5.0, beta=beta, sample=False)
     plain = c_simclr_loss(r1, r2, kappa_b=5.0, beta=0.0, sample=False)
-    assert guarded.loss.item() == plain.loss.item()
-    assert math.isfinite(guarded.align_ratio.item())
+    assert beta.item() == 0.0 and guarded.loss.item() == plain.loss.item()
+    assert math.isfinite(ratio.item())

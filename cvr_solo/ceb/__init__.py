@@ -1,16 +1,23 @@
-"""The CEB core: vMF distribution, C-SimCLR / C-BYOL losses, beta schedules, diagnostics.
+"""The CEB core: vMF distribution, C-SimCLR / C-BYOL losses, beta schedules and guard,
+diagnostics, heads.
 
 Pure torch: nothing here imports solo-learn.
 """
 
 from cvr_solo.ceb.diagnostics import (
     embedding_distance_from_kl,
-    held_back_beta,
     lipschitz_lower_bound,
     lipschitz_lower_bound_from_cos,
     pair_distances,
     residual_floor,
-    shrink_threshold,
+)
+from cvr_solo.ceb.guard import full_beta_ratio, guarded_beta, held_back_beta, shrink_threshold
+from cvr_solo.ceb.heads import (
+    BackwardEncoder,
+    StochasticPrediction,
+    StochasticPredictor,
+    drop_last_bias,
+    release_mlp,
 )
 from cvr_solo.ceb.losses import (
     B_VIEWS,
@@ -36,13 +43,19 @@ __all__ = [
     "BETA_SCHEDULES",
     "B_VIEWS",
     "FAILURE_BOUND",
+    "BackwardEncoder",
     "CBYOLLossOutput",
     "CSimCLRLossOutput",
+    "StochasticPrediction",
+    "StochasticPredictor",
     "VonMisesFisher",
     "beta_at",
     "c_byol_loss",
     "c_simclr_loss",
+    "drop_last_bias",
     "embedding_distance_from_kl",
+    "full_beta_ratio",
+    "guarded_beta",
     "held_back_beta",
     "lipschitz_lower_bound",
     "lipschitz_lower_bound_from_cos",
@@ -50,6 +63,7 @@ __all__ = [
     "log_normalizer",
     "mean_resultant_length",
     "pair_distances",
+    "release_mlp",
     "residual_floor",
     "residual_information",
     "sampler_failures",

@@ -27,15 +27,12 @@ from cvr_solo.ceb.vmf import vmf_kl
 from cvr_solo.checks import (
     check_dim,
     check_features,
-    check_fraction,
-    check_non_negative,
     check_positive,
     check_same_shape,
 )
 
 __all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound",
-           "lipschitz_lower_bound_from_cos", "pair_distances",
-           "residual_floor", "shrink_threshold"]
+           "lipschitz_lower_bound_from_cos", "pair_distances", "residual_floor"]
 
 
 def residual_floor(d: int, kappa_e: float, kappa_b: float) -> float:
@@ -60,80 +57,6 @@ def pair_distances(h1: torch.Tensor, h2: torch.Tensor) -> tuple[torch.Tensor, to
         positive = (h[0] - h[1]).square().sum(-1).mean()
         mean_cos = (h.sum(1).square().sum(-1) - n) / (n * (n - 1))
         return positive, (2 - 2 * mean_cos).mean()
-
-
-def held_back_beta(beta: float, h1: torch.Tensor, h2: torch.Tensor, kappa_e: float,
-                   guard: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """beta, held below the shrink threshold of this batch: (beta_eff, A/D), both 0-d tensors.
-
-        beta_eff = min(beta, guard (D/A - 1) / A_d(kappa_e)),
-
-    so that (1 + beta_eff A_d) A/D = A/D + guard (1 - A/D) < 1: the contrastive term's pull
-    apart always outweighs the residual's pull together by the factor 1 - guard of SimCLR's
-    own margin (see :func:`shrink_threshold`). With A/D small (views aligned, images apart)
-    beta_eff = beta. Computed on the batch given (pass the gathered one under DDP), detached,
-    without a host sync.
-
-    Args:
-        beta: the scheduled beta (>= 0).
-        h1: ``(n, d)`` unit-norm projections of the first views.
-        h2: ``(n, d)`` unit-norm projections of the second views.
-        kappa_e: the forward encoder's concentration.
-        guard: in (0, 1]; 1 holds beta at the threshold itself.
-
-    Returns:
-        ``(beta_eff, ratio)``, float tensors on the inputs' device.
-
-    Raises:
-        ValueError: beta, kappa_e or guard out of range.
-
-    Example:
-        >>> h = torch.eye(4)
-        >>> float(held_back_beta(1.0, h, h, 1024.0, 0.5)[0])  # aligned: beta itself
-        1.0
-    """
-    beta = check_non_negative("beta", beta)
-    kappa_e = check_positive("kappa_e", kappa_e)
-    guard = check_fraction("guard", guard)
-    positive, negative = pair_distances(h1, h2)
-    ratio = positive / negative.clamp_min(1e-12)
-    a_d = _mean_resultant_length(check_dim("d", h1.shape[-1]), kappa_e)
-    room = guard * (1 / ratio.clamp_min(1e-12) - 1) / a_d
-    return room.clamp(min=0.0, max=beta), ratio
-
-
-def shrink_threshold(d: int, kappa_e: float, beta: float) -> float:
-    """The alignment ratio A/D above which C-SimCLR's loss falls as the projections shrink.
-
-    Near a concentrated representation (all h = z/|z| close together) the C-SimCLR loss per
-    anchor is about (kappa_b / 2) [(1 + beta A_d(kappa_e)) A - D] + const, with A and D the
-    mean squared distances of positive and negative pairs: the contrastive term contributes
-    (kappa_b / 2)(A - D) and beta R adds beta kappa_b A_d(kappa_e) A / 2. Scaling every
-    distance by s < 1 scales the bracket by s, so when it is positive, i.e.
-
-        A / D > 1 / (1 + beta A_d(kappa_e)),
-
-    shrinking towards one point lowers the loss (0.531 at d = 256, kappa_e = 1024, beta = 1).
-
-    Args:
-        d: the projection dimension.
-        kappa_e: the forward encoder's concentration.
-        beta: the residual's weight (>= 0).
-
-    Returns:
-        The threshold, in (0, 1]; 1 at beta = 0 (SimCLR).
-
-    Raises:
-        ValueError: d, kappa_e or beta out of range.
-
-    Example:
-        >>> round(shrink_threshold(256, 1024.0, 1.0), 3)
-        0.531
-    """
-    d = check_dim("d", d)
-    kappa_e = check_positive("kappa_e", kappa_e)
-    beta = check_non_negative("beta", beta)
-    return 1.0 / (1.0 + beta * _mean_resultant_length(d, kappa_e))
 
 
 def embedding_distance_from_kl(kl: torch.Tensor, d: int, kappa_e: float,

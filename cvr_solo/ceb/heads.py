@@ -1,10 +1,11 @@
 """C-BYOL's two extra heads as plain modules (Lee et al. 2021, Sec. 4.2; arXiv 2109.12909).
 
-- :class:`StochasticPredictor`, BYOL's predictor made a vMF encoder e(z|x):
+- :class:`StochasticPredictor`, a predictor MLP made a vMF encoder e(z|x):
   mu_e = l2norm(MLP(y)), z ~ vMF(mu_e, kappa_e) while training (z = mu_e in eval), p = W z.
 - :class:`BackwardEncoder`, the backward encoder b(z|y): mu_b = l2norm(MLP(l2norm(t))).
 
-Both MLPs are Linear(hidden)-BN-ReLU-Linear(d, no bias), as in the authors' release.
+In the authors' release both MLPs are Linear(hidden)-BN-ReLU-Linear(d, no bias)
+(:func:`release_mlp`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,39 @@ import torch.nn.functional as F
 from cvr_solo.ceb.vmf import vmf_rsample
 from cvr_solo.checks import check_positive
 
-__all__ = ["BackwardEncoder", "StochasticPrediction", "StochasticPredictor"]
+__all__ = ["BackwardEncoder", "StochasticPrediction", "StochasticPredictor", "drop_last_bias",
+           "release_mlp"]
 
 
-def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    """Linear(d_in, hidden)-BN-ReLU-Linear(hidden, d_out, no bias)."""
+def release_mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    """Linear(d_in, hidden)-BN-ReLU-Linear(hidden, d_out, no bias): the release's predictor
+    and backward-encoder MLP (solo-learn's BYOL predictor is the same with a last bias).
+
+    Example:
+        >>> release_mlp(256, 4096, 256)[-1].bias is None
+        True
+    """
     return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                          nn.Linear(hidden, d_out, bias=False))
+
+
+def drop_last_bias(mlp: nn.Sequential) -> nn.Sequential:
+    """Removes the bias of ``mlp``'s last Linear in place (the weights stay) and returns it:
+    solo-learn's BYOL predictor made the release's (:func:`release_mlp`).
+
+    Raises:
+        TypeError: the last module is not an ``nn.Linear``.
+
+    Example:
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+        >>> drop_last_bias(mlp)[-1].bias is None
+        True
+    """
+    last = mlp[-1]
+    if not isinstance(last, nn.Linear):
+        raise TypeError(f"the MLP's last module must be an nn.Linear, got {type(last).__name__}")
+    last.bias = None
+    return mlp
 
 
 class StochasticPrediction(NamedTuple):
@@ -42,31 +69,34 @@ class StochasticPrediction(NamedTuple):
 
 
 class StochasticPredictor(nn.Module):
-    """BYOL's predictor as a von Mises-Fisher encoder e(z|x) (C-BYOL, Sec. 4.2).
+    """A predictor MLP made a von Mises-Fisher encoder e(z|x) (C-BYOL, Sec. 4.2).
 
-        mu_e = l2norm(Linear(d, h)-BN-ReLU-Linear(h, d, no bias)(y)),
+        mu_e = l2norm(mlp(y)),
         z ~ vMF(mu_e, kappa_e) in training mode, z = mu_e in eval mode,
         p = W z,  W = Linear(d, d, no bias).
 
+    The MLP is the baseline's own predictor, wrapped as built (C-BYOL: BYOL's, its last bias
+    dropped as in the release, :func:`drop_last_bias`), so the C-variant builds no second one.
+
     Args:
-        dim: d, the projection dimension (input and output).
-        hidden_dim: h, the MLP's hidden width (BYOL's ``pred_hidden_dim``).
+        mlp: the predictor MLP, ``(..., d_in) -> (..., dim)``.
+        dim: d, the MLP's output dimension.
         kappa_e: the concentration of e(z|x); published 16384.
 
     Raises:
         ValueError: if kappa_e is not a positive number.
 
     Example:
-        >>> head = StochasticPredictor(256, 512, kappa_e=16384.0)
+        >>> head = StochasticPredictor(release_mlp(256, 512, 256), 256, kappa_e=16384.0)
         >>> out = head(torch.randn(8, 256))
         >>> out.p.shape, bool(torch.allclose(out.mu_e.norm(dim=-1), torch.ones(8)))
         (torch.Size([8, 256]), True)
     """
 
-    def __init__(self, dim: int, hidden_dim: int, kappa_e: float) -> None:
+    def __init__(self, mlp: nn.Module, dim: int, kappa_e: float) -> None:
         super().__init__()
         self.kappa_e = check_positive("kappa_e", kappa_e)
-        self.mlp = _mlp(dim, hidden_dim, dim)
+        self.mlp = mlp
         self.out = nn.Linear(dim, dim, bias=False)
 
     def forward(self, y: torch.Tensor) -> StochasticPrediction:
@@ -98,7 +128,7 @@ class BackwardEncoder(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
-        self.mlp = _mlp(dim, hidden_dim, dim)
+        self.mlp = release_mlp(dim, hidden_dim, dim)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.mlp(F.normalize(t.detach(), dim=-1)), dim=-1)

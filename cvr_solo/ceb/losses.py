@@ -19,16 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from cvr_solo.ceb.diagnostics import held_back_beta
+from cvr_solo.ceb.distributed import gather_rows
 from cvr_solo.ceb.special import _log_normalizer
 from cvr_solo.ceb.vmf import vmf_rsample
 from cvr_solo.checks import (
     check_choice,
     check_features,
-    check_fraction,
     check_non_negative,
     check_positive,
     check_same_shape,
@@ -83,32 +81,6 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-class _AllGather(torch.autograd.Function):
-    """Concatenated rows of every rank; the backward sums each rank's gradient of the
-    concatenation (all-reduce) and returns this rank's rows. (torch's differentiable
-    ``torch.distributed.nn.functional.all_gather`` is deprecated as of torch 2.14.)"""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.rows, ctx.rank = x.shape[0], dist.get_rank()
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
-
-
-def _gather(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """All ranks' rows of x (differentiable; equal row counts) and this rank's row offset."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    return _AllGather.apply(x), dist.get_rank() * x.shape[0]
-
-
 @dataclass(frozen=True)
 class CSimCLRLossOutput:
     """What :func:`c_simclr_loss` returns; everything but ``loss`` is detached, for logging.
@@ -117,18 +89,12 @@ class CSimCLRLossOutput:
     residual: R_i per anchor, shape (2B,), both directions (x->y first).
     contrastive: mean H_i, the cross-entropy over 2N-1 candidates (N = global batch).
     i_yz: the InfoNCE estimate of I(Y;Z), log(2N-1) - mean H_i.
-    beta: the beta the loss used: the number given, or with ``beta_guard`` a 0-d tensor at
-        most that number.
-    align_ratio: with ``beta_guard``, A/D of the global batch's means
-        (:func:`cvr_solo.ceb.pair_distances`); None without (not computed).
     """
 
     loss: torch.Tensor
     residual: torch.Tensor
     contrastive: torch.Tensor
     i_yz: torch.Tensor
-    beta: torch.Tensor | float
-    align_ratio: torch.Tensor | None
 
 
 def c_simclr_loss(
@@ -136,9 +102,8 @@ def c_simclr_loss(
     r2: torch.Tensor,
     kappa_e: float = 1024.0,
     kappa_b: float = 10.0,
-    beta: float = 1.0,
+    beta: float | torch.Tensor = 1.0,
     sample: bool = True,
-    beta_guard: float | None = None,
 ) -> CSimCLRLossOutput:
     """C-SimCLR: SimCLR's NT-Xent with a vMF-noised anchor plus beta times the residual.
 
@@ -157,34 +122,46 @@ def c_simclr_loss(
     SimCLR's tau = 0.1). Gradient-wise it is NT-Xent with a noisy anchor whose positive term
     is weighted (1 + beta). Published values: kappa_e = 1024, kappa_b = 10, beta = 1.
 
-    ``beta_guard`` (gamma in (0, 1], None: off, as in the release): beta is replaced by
-    min(beta, gamma (D/A - 1) / A_d(kappa_e)) of the gathered batch
-    (:func:`cvr_solo.ceb.held_back_beta`), which keeps the loss from rewarding a uniform
-    shrinking of all projections, the collapse C-SimCLR otherwise falls into when the two
-    views of an image are not yet much closer than two images (A/D above
-    :func:`cvr_solo.ceb.shrink_threshold`). It carries no gradient. The loss's default is the
-    release's objective (off); the solo-learn method runs with 0.5
-    (:data:`cvr_solo.config.CEB_DEFAULTS`, docs/c-simclr-stability.md).
+    This is the release's objective and nothing else: ``method=c_simclr`` computes its beta
+    with the guard (:func:`cvr_solo.ceb.guarded_beta`) and passes it here.
+
+    Args:
+        r1: ``(B, d)`` projections of the first views.
+        r2: ``(B, d)`` projections of the second views.
+        kappa_e: the forward encoder's concentration (> 0).
+        kappa_b: the backward encoder's concentration, 1/temperature (> 0).
+        beta: the weight of R (>= 0): a number, or a 0-d tensor used as it is (not checked,
+            so that a beta computed on the device, e.g. the guard's, costs no host sync).
+        sample: draw z from e(z|x); off, z = mu_e.
+
+    Returns:
+        :class:`CSimCLRLossOutput`.
+
+    Raises:
+        ValueError: a bad kappa or beta, or r1, r2 of different or non-matrix shapes.
+
+    Example:
+        >>> r1, r2 = torch.randn(8, 16), torch.randn(8, 16)
+        >>> out = c_simclr_loss(r1, r2, beta=0.0, sample=False)  # NT-Xent at tau 0.1
+        >>> out.loss.shape, out.residual.shape
+        (torch.Size([]), torch.Size([16]))
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
-    beta = check_non_negative("beta", beta)
+    if isinstance(beta, torch.Tensor) and beta.dim() == 0:
+        beta = beta.detach()
+    else:
+        beta = check_non_negative("beta", beta)
     check_features("r1", r1)
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
-    if beta_guard is not None:
-        beta_guard = check_fraction("beta_guard", beta_guard)
     b = r1.shape[0]
     with torch.autocast(r1.device.type, enabled=False):
         r1 = F.normalize(_upcast(r1), dim=-1)
         r2 = F.normalize(_upcast(r2), dim=-1)
-        all1, offset = _gather(r1)
-        all2, _ = _gather(r2)
+        all1, offset = gather_rows(r1)
+        all2, _ = gather_rows(r2)
         n = all1.shape[0]
-        beta_used: torch.Tensor | float = beta
-        ratio = None
-        if beta_guard is not None:
-            beta_used, ratio = held_back_beta(beta, all1, all2, kappa_e, beta_guard)
         anchors_mu = torch.cat([r1, r2])  # (2B, d): direction x->y, then y->x
         if sample:
             anchors, cos_e = vmf_rsample(anchors_mu, kappa_e)
@@ -202,10 +179,10 @@ def c_simclr_loss(
         # scatter_ with a number: a fill kernel, no host-to-device copy (a sync on a GPU)
         logits.scatter_(1, own.unsqueeze(1), float("-inf"))
         contrastive = F.cross_entropy(logits, pos, reduction="none")
-        loss = (beta_used * residual + contrastive).mean()
+        loss = (beta * residual + contrastive).mean()
     h = contrastive.detach().mean()
     return CSimCLRLossOutput(loss=loss, residual=residual.detach(), contrastive=h,
-                             i_yz=math.log(2 * n - 1) - h, beta=beta_used, align_ratio=ratio)
+                             i_yz=math.log(2 * n - 1) - h)
 
 
 @dataclass(frozen=True)

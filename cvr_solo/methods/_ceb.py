@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import omegaconf
 import torch
@@ -39,10 +39,23 @@ def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig
 class CEBMixin:
     """CEB state of a solo-learn method: kappas, the beta schedule and its logging.
 
+    Put it before the baseline (``class CSimCLR(CEBMixin, SimCLR)``) and set ``baseline``.
     The floor logged beside R is min E[R] = KL(vMF(mu, kappa_e) || vMF(mu, kappa_b))
     (reached when the backward mean agrees), so ``train_residual_above_floor`` is the part
     of the residual information that compression can still remove.
     """
+
+    #: the solo-learn method whose loss the C-variant replaces (SimCLR, BYOL)
+    baseline: ClassVar[type]
+
+    def shared_step(self, batch: Sequence[Any], batch_idx: int) -> dict[str, Any]:
+        """What the baseline's ``training_step`` does before its own loss: solo-learn's
+        shared step (every crop through ``forward``, the online classifier's loss, and for a
+        momentum method the momentum branch), reached with ``super()`` past the baseline.
+        solo-learn's methods compute their loss inside ``training_step`` with no hook of
+        their own; this is the one hook, and ``forward`` stays the baseline's via ``super()``.
+        """
+        return super(self.baseline, self).training_step(batch, batch_idx)  # type: ignore[misc]
 
     def _init_ceb(self, cfg: omegaconf.DictConfig) -> None:
         mk = cfg.method_kwargs
@@ -64,7 +77,8 @@ class CEBMixin:
         return beta_at(min(int(trainer.global_step), total), total, min(warmup, total),
                        self.beta, self.beta_schedule)
 
-    def _log_ceb(self, loss: torch.Tensor, residual: torch.Tensor, beta: float,
+    def _log_ceb(self, loss: torch.Tensor, residual: torch.Tensor,
+                 beta: float | torch.Tensor,
                  z_std: torch.Tensor, name: str,
                  extra: Mapping[str, torch.Tensor | float] | None = None) -> None:
         """Logs the CEB metrics, all as device tensors, so that a training step does not

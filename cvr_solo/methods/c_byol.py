@@ -7,10 +7,9 @@ from typing import Any
 
 import omegaconf
 import torch
-from solo.methods.base import BaseMomentumMethod
 from solo.methods.byol import BYOL
 
-from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor
+from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor, drop_last_bias
 from cvr_solo.ceb.losses import c_byol_loss
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
 from cvr_solo.metric_names import NEG_COS_SIM
@@ -18,11 +17,14 @@ from cvr_solo.representation import z_std
 
 
 class CBYOL(CEBMixin, BYOL):
+    baseline = BYOL
+
     def __init__(self, cfg: omegaconf.DictConfig):
         """BYOL with a stochastic vMF predictor and a trainable backward encoder.
 
-        Online: backbone -> BYOL projector -> :class:`~cvr_solo.ceb.heads.StochasticPredictor`
-        set as BYOL's predictor: mu_e = l2norm(MLP(y)) (last Linear bias-free), z ~ vMF(mu_e,
+        Online: backbone -> BYOL projector -> BYOL's predictor as built, its last Linear made
+        bias-free as in the release and wrapped in a
+        :class:`~cvr_solo.ceb.heads.StochasticPredictor`: mu_e = l2norm(MLP(y)), z ~ vMF(mu_e,
         kappa_e) while training, z = mu_e in eval, p = W z. Target: solo-learn's EMA backbone
         + projector -> t (no gradient). :class:`~cvr_solo.ceb.heads.BackwardEncoder` on
         l2norm(t) gives mu_b; it is trained (never EMA-updated) through beta * (-log b).
@@ -49,7 +51,7 @@ class CBYOL(CEBMixin, BYOL):
         d = int(mk.proj_output_dim)
         self.w: float = float(mk.w)
         self.b_view: str = str(mk.b_view)
-        self.predictor = StochasticPredictor(d, int(mk.pred_hidden_dim), self.kappa_e)
+        self.predictor = StochasticPredictor(drop_last_bias(self.predictor), d, self.kappa_e)
         self.backward_encoder = BackwardEncoder(d, int(mk.b_hidden_dim))
 
     @staticmethod
@@ -66,20 +68,21 @@ class CBYOL(CEBMixin, BYOL):
         return [*super().learnable_params,
                 {"name": "backward_encoder", "params": self.backward_encoder.parameters()}]
 
-    def _online_heads(self, out: dict[str, Any]) -> dict[str, Any]:
-        z = self.projector(out["feats"])
-        head = self.predictor(z)
-        out.update({"z": z, "p": head.p, "mu_e": head.mu_e, "z_e": head.z, "e_cos": head.cos})
+    @staticmethod
+    def _unpack_head(out: dict[str, Any]) -> dict[str, Any]:
+        head = out["p"]  # BYOL's forward put the StochasticPrediction where p goes
+        out.update({"p": head.p, "mu_e": head.mu_e, "z_e": head.z, "e_cos": head.cos})
         return out
 
     def forward(self, X: torch.Tensor) -> dict[str, Any]:
-        """BYOL's forward with the stochastic head: z (projection), p = W z_e (prediction),
-        and the head's mu_e, z_e (its vMF sample) and e_cos = mu_e^T z_e."""
-        return self._online_heads(BaseMomentumMethod.forward(self, X))
+        """BYOL's forward, whose predictor is the stochastic head: z (projection),
+        p = W z_e (prediction), and the head's mu_e, z_e (its vMF sample) and
+        e_cos = mu_e^T z_e."""
+        return self._unpack_head(super().forward(X))
 
     def multicrop_forward(self, X: torch.Tensor) -> dict[str, Any]:
         """As :meth:`forward`, for small crops."""
-        return self._online_heads(BaseMomentumMethod.multicrop_forward(self, X))
+        return self._unpack_head(super().multicrop_forward(X))
 
     def backward_means(self, targets: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """mu_b = l2norm(b(l2norm(t))) for each view's target projection."""
@@ -87,7 +90,7 @@ class CBYOL(CEBMixin, BYOL):
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """C-BYOL loss on the two views plus the online (and momentum) classifiers' losses."""
-        out = BaseMomentumMethod.training_step(self, batch, batch_idx)
+        out = self.shared_step(batch, batch_idx)
         targets = out["momentum_z"]
         beta = self.current_beta()
         ceb = c_byol_loss(out["p"], targets, out["z_e"], out["mu_e"],

@@ -8,10 +8,10 @@ from typing import Any
 import omegaconf
 import torch
 import torch.nn.functional as F
-from solo.methods.base import BaseMethod
 from solo.methods.simclr import SimCLR
 
 from cvr_solo.ceb.diagnostics import lipschitz_lower_bound_from_cos
+from cvr_solo.ceb.guard import guarded_beta
 from cvr_solo.ceb.losses import c_simclr_loss
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
 from cvr_solo.metric_names import ALIGN_RATIO, CONTRASTIVE, I_YZ, LIPSCHITZ_LOWER_BOUND
@@ -19,21 +19,29 @@ from cvr_solo.representation import z_std
 
 
 class CSimCLR(CEBMixin, SimCLR):
+    baseline = SimCLR
+
     def __init__(self, cfg: omegaconf.DictConfig):
         """SimCLR whose anchor is a vMF sample and whose loss adds beta times the residual.
 
         The network is solo-learn's SimCLR unchanged (backbone + projector): mu_e and mu_b are
         both the l2-normalised projector, so there are no new parameters. The loss is
-        :func:`cvr_solo.ceb.c_simclr_loss`; kappa_b plays 1/temperature.
+        :func:`cvr_solo.ceb.c_simclr_loss` (the release's objective) at the beta of
+        :func:`cvr_solo.ceb.guarded_beta`; kappa_b plays 1/temperature.
 
-        Extra cfg settings (method_kwargs, besides SimCLR's proj_hidden_dim/proj_output_dim):
+        Extra cfg settings (method_kwargs, besides SimCLR's proj_hidden_dim/proj_output_dim);
+        defaults in :data:`cvr_solo.config.CEB_DEFAULTS`:
             kappa_e (float): forward-encoder concentration. Defaults to 1024.
-            kappa_b (float): backward concentration = 1/temperature. Defaults to 10.
+            kappa_b (float): backward concentration = 1/temperature: give either (the other
+                is derived). Defaults to 10; the shipped configs keep their baseline's
+                temperature, 0.2 (kappa_b 5), except ImageNet's 0.1 (kappa_b 10).
             beta (float): weight of the residual information. Defaults to 1.
             beta_schedule (str): constant | warmup | cosine. Defaults to constant.
             beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
-            beta_guard (float | None): hold beta below the batch's shrink threshold
-                (:func:`cvr_solo.ceb.held_back_beta`); None: off, as in the release.
+            beta_guard (float | None): gamma of the guard, min(beta, gamma (D/A - 1) / A_d):
+                beta is held below the batch's shrink threshold (:mod:`cvr_solo.ceb.guard`;
+                at gamma 0.5, d 256, kappa_e 1024 the whole beta = 1 passes once
+                A/D <= 0.361). Defaults to 0.5; None: off, the release's constant beta.
             lipschitz_diagnostic (bool): log the Lipschitz lower bound. Defaults to True.
         """
         super().__init__(cfg)
@@ -51,19 +59,19 @@ class CSimCLR(CEBMixin, SimCLR):
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """C-SimCLR loss on the two views plus the online classifier's loss."""
-        out = BaseMethod.training_step(self, batch, batch_idx)
+        out = self.shared_step(batch, batch_idx)
         r1, r2 = out["z"]
-        beta = self.current_beta()
-        ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta,
-                            beta_guard=self.beta_guard)
-        extra: dict[str, Any] = {CONTRASTIVE: ceb.contrastive, I_YZ: ceb.i_yz}
+        beta: float | torch.Tensor = self.current_beta()
+        extra: dict[str, Any] = {}
         if self.beta_guard is not None:
-            extra[ALIGN_RATIO] = ceb.align_ratio
+            beta, extra[ALIGN_RATIO] = guarded_beta(r1, r2, beta, self.kappa_e, self.beta_guard)
+        ceb = c_simclr_loss(r1, r2, kappa_e=self.kappa_e, kappa_b=self.kappa_b, beta=beta)
+        extra.update({CONTRASTIVE: ceb.contrastive, I_YZ: ceb.i_yz})
         if self.lipschitz_diagnostic:
             with torch.no_grad():
                 h1, h2 = F.normalize(r1.float(), dim=-1), F.normalize(r2.float(), dim=-1)
                 extra[LIPSCHITZ_LOWER_BOUND] = lipschitz_lower_bound_from_cos(
                     (h1 * h2).sum(-1), batch[1][0], batch[1][1])
-        self._log_ceb(ceb.loss, ceb.residual, ceb.beta, z_std(torch.stack([r1, r2])), "c_simclr",
+        self._log_ceb(ceb.loss, ceb.residual, beta, z_std(torch.stack([r1, r2])), "c_simclr",
                       extra)
         return ceb.loss + out["loss"]

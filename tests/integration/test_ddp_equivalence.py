@@ -50,7 +50,7 @@ def _fixed_vmf(loc: torch.Tensor, kappa: float, sample_shape=()) -> tuple[torch.
 
 def _global_bn_forward(bn: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tensor):
     """BatchNorm over the batches of all ranks (training), differentiable."""
-    from cvr_solo.ceb.losses import _gather
+    from cvr_solo.ceb.distributed import gather_rows
 
     if not bn.training:
         return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False,
@@ -58,7 +58,7 @@ def _global_bn_forward(bn: torch.nn.modules.batchnorm._BatchNorm, x: torch.Tenso
     dims = [0, *range(2, x.dim())]
     c = x.shape[1]
     n = x.new_full((1,), x.numel() / c)
-    total = _gather(torch.cat([x.sum(dims), (x * x).sum(dims), n]).unsqueeze(0))[0].sum(0)
+    total = gather_rows(torch.cat([x.sum(dims), (x * x).sum(dims), n]).unsqueeze(0))[0].sum(0)
     count = total[-1]
     mean = total[:c] / count
     var = total[c:2 * c] / count - mean * mean

@@ -135,12 +135,13 @@ def test_training_samples_unit_mu_e_and_the_prediction_follows_the_sample(tmp_pa
 
 
 def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, monkeypatch):
-    import cvr_solo.methods.c_byol as c_byol
 
     model = _c_byol(tmp_path)
     logged: dict = {}
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
-    base = _spy(monkeypatch, c_byol.BaseMomentumMethod, "training_step")
+    from solo.methods.base import BaseMomentumMethod  # BYOL's parent: the shared step
+
+    base = _spy(monkeypatch, BaseMomentumMethod, "training_step")
     (_, views, _), seen, _ = _spied_step(model, monkeypatch)
     base_out = base["output"]
     out = seen["output"]
@@ -163,8 +164,11 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     import cvr_solo.methods.c_simclr as c_simclr
 
     model = _method(tmp_path, "c_simclr", ["method_kwargs.proj_hidden_dim=64"])
+    from solo.methods.base import BaseMethod  # SimCLR's parent: the shared step
+
     seen = _spy(monkeypatch, c_simclr, "c_simclr_loss")
-    base = _spy(monkeypatch, c_simclr.BaseMethod, "training_step")
+    guard = _spy(monkeypatch, c_simclr, "guarded_beta")
+    base = _spy(monkeypatch, BaseMethod, "training_step")
     logged: dict = {}
     monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
     _, views, _ = batch = _batch()
@@ -177,8 +181,12 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     assert torch.allclose(seen["r1"].detach(), z[0], atol=1e-5)
     assert torch.allclose(seen["r2"].detach(), z[1], atol=1e-5)
     # the shipped fashion-mnist values: kappa_b = 1/temperature (0.2), published kappa_e, beta
-    assert (seen["kappa_e"], seen["kappa_b"], seen["beta"]) == (1024.0, 5.0, 1.0)
-    assert seen["beta_guard"] == 0.5  # the shipped default (docs/c-simclr-stability.md)
+    assert (seen["kappa_e"], seen["kappa_b"]) == (1024.0, 5.0)
+    # the guard (shipped gamma 0.5, docs/c-simclr-stability.md) on the scheduled beta 1.0
+    assert (guard["beta"], guard["kappa_e"], guard["guard"]) == (1.0, 1024.0, 0.5)
+    assert guard["r1"] is seen["r1"] and guard["r2"] is seen["r2"]
+    held, ratio = guard["output"]
+    assert seen["beta"] is held  # the loss gets the guard's beta, a device tensor (no sync)
     out = seen["output"]
     assert float(total) == pytest.approx(float(out.loss + base["output"]["loss"]))
     assert float(logged["train_c_simclr_loss"]) == pytest.approx(float(out.loss))
@@ -187,9 +195,13 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
     assert float(logged["train_i_yz"]) == pytest.approx(float(out.i_yz))
     assert (float(logged["train_kappa_e"]), float(logged["train_kappa_b"])) == (1024.0, 5.0)
     # the beta the loss used: the guard's, at most the scheduled 1.0, and its A/D
-    assert float(logged["train_beta"]) == pytest.approx(float(out.beta))
-    assert 0 <= float(out.beta) <= 1.0
-    assert float(logged["train_align_ratio"]) == pytest.approx(float(out.align_ratio))
+    assert float(logged["train_beta"]) == pytest.approx(float(held))
+    assert 0 <= float(held) <= 1.0
+    from cvr_solo.ceb.diagnostics import pair_distances
+
+    a, d = pair_distances(*torch.nn.functional.normalize(z, dim=-1))
+    assert float(logged["train_align_ratio"]) == pytest.approx(float(ratio))
+    assert float(ratio) == pytest.approx(float(a / d), rel=1e-4)
     assert float(logged["train_residual_above_floor"]) == pytest.approx(
         float(out.residual.mean() - model.residual_floor))
     expected = torch.nn.functional.normalize(z, dim=-1).flatten(0, 1).std(
