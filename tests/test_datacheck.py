@@ -86,8 +86,12 @@ def test_crop_counts_that_solo_learn_would_replace(tmp_path):
 
 def test_non_folder_datasets_and_unlabelled_data_are_left_to_solo_learn(tmp_path):
     cfg = _cfg(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"data\.train_path: no directory"):
+        check_data(cfg)  # as an image folder, the missing path is refused ...
     cfg.data.dataset = "cifar10"
-    check_data(cfg)  # torchvision's CIFAR reads (or downloads) its own files
+    assert check_data(cfg) is None  # ... not for torchvision's CIFAR (reads its own files)
     flat = tmp_path / "flat"
     flat.mkdir()
-    check_data(_cfg(flat, no_labels=True))
+    with pytest.raises(ConfigError, match=r"has no sub-folders"):
+        check_data(_cfg(flat))
+    assert check_data(_cfg(flat, no_labels=True)) is None  # unlabelled: no classes wanted

@@ -123,7 +123,13 @@ def test_hydra_slips_get_what_was_meant():
 
 
 def test_good_hydra_command_lines_and_hydras_own_options_pass():
-    _hydra("--config-name", "c_byol", "+method_kwargs.betta=1", "max_epochs=2",
-           "name='run=1'")
-    _hydra("--config-name", "c_byl.yaml", "--cfg", "job")  # Hydra's to answer
-    check_hydra_args(["--config-name", "c_byl.yaml"])  # no config path: Hydra's search
+    good = ("--config-name", "c_byol", "+method_kwargs.betta=1", "max_epochs=2",
+            "name='run=1'")
+    assert _hydra(*good) is None
+    # the same line with the key not added (no +) is refused: the check ran on this config
+    with pytest.raises(ConfigError, match="method_kwargs.betta"):
+        _hydra(*(a.lstrip("+") for a in good))
+    assert _hydra("--config-name", "c_byl.yaml", "--cfg", "job") is None  # Hydra's to answer
+    with pytest.raises(ConfigError, match="c_byl"):  # the same slip without Hydra's option
+        _hydra("--config-name", "c_byl.yaml")
+    assert check_hydra_args(["--config-name", "c_byl.yaml"]) is None  # no path: Hydra's search
