@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cvr_solo.solo_env import SoloLearnUnavailableError, require_solo
 
-from .helpers import fashion_mnist_folder
+from .helpers import TinyRun, fashion_mnist_folder, shared_root, tiny_run
 
 try:
     require_solo()
@@ -28,5 +29,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def fm_data(tmp_path_factory) -> Path:
-    """A class-balanced Fashion-MNIST image folder: 100 train / 50 val images."""
+    """A class-balanced Fashion-MNIST image folder: 100 train / 50 val images (one for the
+    whole session, all workers)."""
     return fashion_mnist_folder(tmp_path_factory, "fashion-mnist", 100, 50)
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory, fm_data) -> Callable[[str], TinyRun]:
+    """``tiny_runs(label)``: the 5-step pretraining of ``label`` (helpers.TINY_RUNS) on
+    fm_data, run once for the whole session and every test file that asks for it."""
+    root = shared_root(tmp_path_factory)
+    return lambda label: tiny_run(root, fm_data, label)

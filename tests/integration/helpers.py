@@ -3,27 +3,90 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[2]
 PRETRAIN = REPO / "scripts" / "pretrain" / "fashion-mnist"
 LINEAR = REPO / "scripts" / "linear" / "fashion-mnist"
 
 
+def shared_root(tmp_path_factory) -> Path:
+    """A folder that every pytest-xdist worker of this session sees (the parent of the
+    workers' own temporary folders), or this process's temporary folder without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
+    """``root / name``, filled by ``build(folder)`` once per test session, by whichever
+    worker asks first; the others wait on a file lock and reuse it. A build that raised
+    leaves no mark, so the next one to ask builds again (and meets the same error)."""
+    from filelock import FileLock  # a dependency of torch
+
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
 def fashion_mnist_folder(tmp_path_factory, name: str, subset: int, val_subset: int) -> Path:
-    """A class-balanced Fashion-MNIST image folder (train/ and val/) of the given sizes; the
-    test skips where Debian's dataset-fashion-mnist is missing."""
+    """A class-balanced Fashion-MNIST image folder (train/ and val/) of the given sizes,
+    exported once per session for all workers; the test skips where Debian's
+    dataset-fashion-mnist is missing."""
     import pytest
 
     from cvr_solo.data.fashion_mnist import DEFAULT_SOURCE, export_fashion_mnist
 
     if not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")
-    out = tmp_path_factory.mktemp(name)
-    export_fashion_mnist(out, subset=subset, val_subset=val_subset, progress=False)
-    return out
+    return build_once(shared_root(tmp_path_factory), f"{name}-{subset}-{val_subset}",
+                      lambda out: export_fashion_mnist(out, subset=subset,
+                                                       val_subset=val_subset, progress=False))
+
+
+#: The tiny pretraining runs several test files need, by label: (config, extra overrides).
+TINY_RUNS: dict[str, tuple[str, list[str]]] = {
+    "simclr": ("simclr", []),
+    "c_simclr": ("c_simclr", []),
+    "byol": ("byol", []),
+    "c_byol-other": ("c_byol", ["method_kwargs.b_view=other"]),
+    "c_byol-same": ("c_byol", ["method_kwargs.b_view=same"]),
+    "barlow": ("barlow", []),
+}
+
+
+class TinyRun(NamedTuple):
+    """A finished ``cvr-solo pretrain`` of :data:`TINY_RUNS`: its exit code and stderr, and
+    its checkpoint.dir (the run folder is ``models / <method>``). Shared: read it only."""
+
+    returncode: int
+    stderr: str
+    models: Path
+
+
+def tiny_run(root: Path, data: Path, label: str) -> TinyRun:
+    """The tiny run ``label`` of :data:`TINY_RUNS` on ``data`` (small_run_overrides), made
+    once per session (:func:`build_once`)."""
+    config, extra = TINY_RUNS[label]
+
+    def build(folder: Path) -> None:
+        proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name",
+                       f"{config}.yaml", *small_run_overrides(data, folder / "models"), *extra)
+        (folder / "stderr.txt").write_text(proc.stderr)
+        (folder / "returncode").write_text(str(proc.returncode))
+
+    folder = build_once(root, f"tiny-run-{label}", build)
+    return TinyRun(int((folder / "returncode").read_text()),
+                   (folder / "stderr.txt").read_text(), folder / "models")
 
 
 def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.integration.helpers import LINEAR, PRETRAIN, run_cli, small_run_overrides
+from tests.integration.helpers import LINEAR
 
 
 @pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
@@ -21,12 +21,11 @@ from tests.integration.helpers import LINEAR, PRETRAIN, run_cli, small_run_overr
 @pytest.mark.parametrize("method", ["c_byol", pytest.param("c_simclr",
                                                            marks=pytest.mark.pins_only)])
 def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path, fm_data,
-                                                                      method):
+                                                                      tiny_runs, method):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
-    pre = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", f"{method}.yaml",
-                  *small_run_overrides(fm_data, tmp_path / "pre"), "data.val_path=null")
+    pre = tiny_runs({"c_byol": "c_byol-same"}.get(method, method))  # shared, read only
     assert pre.returncode == 0, pre.stderr[-3000:]
-    ckpt = next((tmp_path / "pre" / method).rglob("*.ckpt"))
+    ckpt = next((pre.models / method).rglob("*.ckpt"))
     trained = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert trained["backbone.conv1.weight"].shape == (64, 3, 3, 3)
     # solo-learn's loaders read custom data at 224 px: one step each way keeps it short
