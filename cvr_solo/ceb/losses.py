@@ -61,6 +61,26 @@ def residual_information(
     as given (l2-normalise them first). ``e_cos``: the cosine mu_e^T z returned by
     :func:`vmf_rsample` when z was drawn from e; it is exact and, kappa_e being fixed,
     log e(z|x) then carries no gradient, as it should.
+
+    Args:
+        z: the samples, ``(..., d)``.
+        e_loc: mu_e, the forward encoder's means (unit rows).
+        b_loc: mu_b, the backward encoder's means (unit rows).
+        kappa_e: the forward encoder's concentration (> 0).
+        kappa_b: the backward encoder's concentration (> 0).
+        e_cos: mu_e^T z from the sampler, ``(...)``; None: computed from z and e_loc.
+
+    Returns:
+        R, ``(...)``, float32 (float64 for float64 inputs).
+
+    Raises:
+        ValueError: a bad kappa, or inputs of different shapes.
+
+    Example:
+        >>> mu = torch.eye(3)
+        >>> r = residual_information(mu, mu, mu, kappa_e=1024.0, kappa_b=10.0)  # z = means
+        >>> bool(torch.allclose(r, r[0].expand(3)))  # the same R for every row
+        True
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
@@ -236,6 +256,33 @@ def c_byol_loss(
     ``e_cos``: the cosines from :func:`vmf_rsample` (exact log e). The defaults are the
     release's objective (kappa_e = 16384, kappa_b = 10, beta = 1, w = 2); the solo-learn
     method runs at solo-learn's BYOL scale, w = 1 and beta = 0.5 (docs/c-byol-scale.md).
+
+    Args:
+        p: the online predictions of the two views, each ``(B, d)``.
+        t: the target projections of the two views (detached here).
+        z: the vMF samples of the two views.
+        e_loc: mu_e of the two views (unit rows).
+        b_loc: mu_b of the two views' targets (unit rows), :class:`BackwardEncoder`'s.
+        kappa_e: the forward encoder's concentration (> 0).
+        kappa_b: the backward encoder's concentration (> 0).
+        beta: the weight of R (>= 0).
+        w: the weight of the regression term (> 0).
+        b_view: ``same`` or ``other`` (:data:`B_VIEWS`).
+        e_cos: mu_e^T z of the two views from the sampler; None: computed from z.
+
+    Returns:
+        :class:`CBYOLLossOutput`.
+
+    Raises:
+        ValueError: a bad number or b_view, a pair that is not two tensors, or shapes that
+            differ.
+
+    Example:
+        >>> u = F.normalize(torch.randn(4, 8), dim=-1)
+        >>> v = [u, u]  # two views that agree, predictions equal to targets
+        >>> out = c_byol_loss(v, v, v, v, v, beta=0.0, w=1.0)
+        >>> out.loss.item(), tuple(out.residual.shape)
+        (0.0, (2, 4))
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
