@@ -21,6 +21,7 @@ import torch
 
 from cvr_solo.ceb.diagnostics import pair_distances
 from cvr_solo.ceb.distributed import gather_rows
+from cvr_solo.ceb.losses import _upcast
 from cvr_solo.ceb.special import _mean_resultant_length
 from cvr_solo.checks import (
     check_dim,
@@ -165,7 +166,5 @@ def guarded_beta(r1: torch.Tensor, r2: torch.Tensor, beta: float, kappa_e: float
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))
     with torch.no_grad(), torch.autocast(r1.device.type, enabled=False):
-        h1, h2 = (torch.nn.functional.normalize(
-            r.detach().to(torch.promote_types(r.dtype, torch.float32)), dim=-1)
-            for r in (r1, r2))
+        h1, h2 = (torch.nn.functional.normalize(_upcast(r.detach()), dim=-1) for r in (r1, r2))
         return held_back_beta(beta, gather_rows(h1)[0], gather_rows(h2)[0], kappa_e, guard)
