@@ -5,7 +5,7 @@
 For issue #16 (a CPU benchmark budget that learns): the forward + backward + SGD step of
 torchvision's ResNet-18 (10 classes), channels-last, in bf16 autocast unless --fp32, on one
 fixed random batch (no data loading, no augmentation, no SSL head or loss), with the
-small-image stem (3x3 stride-1 conv1, no max-pool; cvr_solo.stem) at each size and the
+small-image stem (3x3 stride-1 conv1, no max-pool; cvr_solo.solo.stem) at each size and the
 ImageNet stem at the largest. Prints a markdown table of the median images per second over
 --steps steps after one warm-up step; ``--batch`` counts views (two per source image in SSL).
 """
@@ -20,7 +20,7 @@ import time
 import torch
 import torchvision
 
-from cvr_solo.stem import use_small_stem
+from cvr_solo.solo.stem import use_small_stem
 
 
 def images_per_second(small_stem: bool, px: int, batch: int, steps: int,

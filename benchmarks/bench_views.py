@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cvr_solo.bench.plan import BUDGETS, hydra_args, parse_methods, plan_runs  # noqa: E402
-from cvr_solo.catalog import METHODS  # noqa: E402
-from cvr_solo.metric_names import EPOCH, IMAGES_PER_SEC  # noqa: E402
+from cvr_solo.common.catalog import METHODS  # noqa: E402
+from cvr_solo.common.metric_names import EPOCH, IMAGES_PER_SEC  # noqa: E402
 
 
 def views_per_second(method: str, data: Path, train: Path, budget: str, precision: str,

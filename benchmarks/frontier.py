@@ -33,9 +33,9 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
     gains over the untrained backbone of ``out/reference.json``."""
     from cvr_solo.bench.evaluate import (
         knn_and_probe,
-        load_backbone,
         load_image_folder,
         load_validation,
+        run_backbone,
     )
     from cvr_solo.bench.stages import epoch_checkpoints
 
@@ -64,7 +64,7 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
         for epoch, path in ckpts:
             if (epoch + 1) % every and epoch != last:
                 continue
-            knn, probe, _ = knn_and_probe(load_backbone(args, path), train, val, aug["mean"],
+            knn, probe, _ = knn_and_probe(run_backbone(args, path), train, val, aug["mean"],
                                           aug["std"], "cpu", precision)
             row = {"label": run_dir.parent.name, "seed": int(run_dir.name.split("-")[1]),
                    "epoch": epoch + 1, "steps": (epoch + 1) * steps_per_epoch,

@@ -41,7 +41,7 @@ CONFIG_DIR = REPO / "scripts" / "pretrain" / "fashion-mnist"
 
 
 def _cfg(args: argparse.Namespace) -> Any:
-    from cvr_solo.compose import compose_and_validate
+    from cvr_solo.config.compose import compose_and_validate
 
     over = [f"data.train_path={args.data}/train", "data.val_path=null",
             f"optimizer.batch_size={args.batch_size}", "accelerator=cpu", "devices='1'",
@@ -70,7 +70,7 @@ def _contrastive_gap(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> 
 
 def _row(step: int, lr: float, loss: float, z1: torch.Tensor, z2: torch.Tensor,
          temperature: float, **extra: Any) -> dict[str, Any]:
-    from cvr_solo.representation import spread
+    from cvr_solo.common.representation import spread
 
     s = spread(z1, z2)
     return {"step": step, "lr": lr, "loss": loss, "z_std": float(s.z_std),

@@ -34,7 +34,7 @@ def __getattr__(name: str) -> Any:
     if name in _CEB_NAMES:
         value = getattr(importlib.import_module("cvr_solo.ceb"), name)
     elif name == "register":
-        value = importlib.import_module("cvr_solo.registry").register
+        value = importlib.import_module("cvr_solo.solo.registry").register
     else:  # a sub-module, e.g. cvr_solo.ceb after a plain ``import cvr_solo``
         try:
             value = importlib.import_module(f"{__name__}.{name}")

@@ -7,7 +7,7 @@
     cvr-solo install-solo [--source URL|DIR|ARCHIVE]
 
 ``--verbose`` (or ``CVR_SOLO_VERBOSE=1``) keeps the third-party warnings cvr-solo silences
-(see :mod:`cvr_solo.quiet`).
+(see :mod:`cvr_solo.common.quiet`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from cvr_solo.quiet import QUIET_ENV, VERBOSE_ENV, silence_known_warnings, verbose_requested
+from cvr_solo.common.quiet import QUIET_ENV, VERBOSE_ENV, silence_known_warnings, verbose_requested
 
 #: The data set whose shipped configs ``--config-path`` defaults to.
 DEFAULT_CONFIG_DATASET = "fashion-mnist"
@@ -52,7 +52,7 @@ def _has_option(argv: list[str], long: str, short: str) -> bool:
 
 def shipped_configs(kind: str) -> dict[str, list[str]]:
     """{dataset: [config file names]} of the configs shipped for ``kind`` (pretrain | linear)."""
-    from cvr_solo.config import shipped_config_dir
+    from cvr_solo.config.validate import shipped_config_dir
 
     try:
         root = shipped_config_dir(kind, DEFAULT_CONFIG_DATASET).parent
@@ -84,7 +84,7 @@ _MAIN_OVERRIDES = {
 
 def hydra_help(command: str) -> str:
     """The ``cvr-solo pretrain|linear --help`` page: usage, shipped configs, main overrides."""
-    from cvr_solo.config import shipped_config_dir
+    from cvr_solo.config.validate import shipped_config_dir
 
     lines = [f"usage: cvr-solo {command} [--config-path DIR] --config-name NAME.yaml "
              "[OVERRIDE ...] [--verbose]", ""]
@@ -145,7 +145,7 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
         if any(a in ("--help", "-h") for a in argv):
             sys.stdout.write(hydra_help(command))
             return 0
-        from cvr_solo.solo_env import SoloLearnUnavailableError, require_solo
+        from cvr_solo.solo.env import SoloLearnUnavailableError, require_solo
 
         try:
             require_solo()
@@ -157,12 +157,12 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
                   f"{command} --help for the shipped configs)", file=sys.stderr)
             return 2
         if not _has_option(argv, "--config-path", "-cp"):
-            from cvr_solo.config import shipped_config_dir
+            from cvr_solo.config.validate import shipped_config_dir
 
             argv = ["--config-path", str(shipped_config_dir(command, DEFAULT_CONFIG_DATASET)),
                     *argv]
-        from cvr_solo.config import ConfigError
-        from cvr_solo.hydra_args import check_hydra_args
+        from cvr_solo.config.errors import ConfigError
+        from cvr_solo.config.overrides import check_hydra_args
 
         hydra_argv = _absolute_config_path(argv)
         try:
@@ -194,7 +194,7 @@ def _bench(argv: list[str]) -> int:
 
 
 def _install_solo(argv: list[str]) -> int:
-    from cvr_solo.install_solo import main as install_main
+    from cvr_solo.solo.install import main as install_main
 
     return install_main(argv)
 

@@ -2,12 +2,12 @@
 
 Costs nothing until solo-learn is imported: a meta-path finder wraps the loader of the
 top-level ``solo`` package, whose __init__ imports all of solo-learn (METHODS included), so
-that right after it ``cvr_solo.registry.register`` adds c_simclr and c_byol. (Hooking
+that right after it ``cvr_solo.register`` adds c_simclr and c_byol. (Hooking
 ``solo.methods`` itself would run while ``solo.args`` is still half-imported.) Unmodified
 solo-learn scripts then accept ``method=c_byol``.
 Set CVR_SOLO_NO_AUTOREGISTER=1 to switch it off. Kept free of heavy imports on purpose.
 
-It also silences cvr-solo's list of known third-party warnings (cvr_solo.quiet) in a process
+It also silences cvr-solo's list of known third-party warnings (cvr_solo.common.quiet) in a process
 started with CVR_SOLO_QUIET=1, which `cvr-solo` sets for the processes it starts: the ranks
 of ddp_spawn / ddp_fork and their loader workers import solo-learn, Lightning and timm before
 any code of ours runs in them, so they must be quiet from their first line, as the main
@@ -33,7 +33,7 @@ class _RegisteringLoader:
             module.__spec__.loader = self._inner
         self._inner.exec_module(module)
         try:
-            from cvr_solo.registry import register
+            from cvr_solo import register  # the public name: stays put when modules move
 
             register()
         except Exception as err:  # never break solo-learn itself
@@ -69,7 +69,7 @@ def _quiet():
     if os.environ.get("CVR_SOLO_QUIET") != "1":
         return
     try:
-        from cvr_solo.quiet import silence_known_warnings
+        from cvr_solo.common.quiet import silence_known_warnings
     except ImportError:  # cvr-solo removed, this hook left behind
         return
     silence_known_warnings()

@@ -152,8 +152,8 @@ def test_step_file_writes_the_step_and_the_total(tmp_path):
 
     pytest.importorskip("lightning", reason="Lightning comes with solo-learn (cvr-solo "
                         "install-solo); the callback builds on it")
+    from cvr_solo.common.progress_file import read_step_file
     from cvr_solo.launch.progress import StepFile
-    from cvr_solo.progress_file import read_step_file
 
     trainer = SimpleNamespace(is_global_zero=True, estimated_stepping_batches=40,
                               global_step=7)

@@ -119,7 +119,7 @@ def test_warmup_is_a_rounded_tenth_of_the_run_at_most_ten_epochs(epochs, warmup)
 
 def test_cpu_budget_overrides_compose_and_validate_for_every_method(tmp_path):
     from cvr_solo.bench.run import check_runs
-    from cvr_solo.config import shipped_config_dir
+    from cvr_solo.config.validate import shipped_config_dir
 
     specs = plan_runs(parse_methods("simclr,c_simclr,byol,c_byol,barlow_twins"), [5],
                       BUDGETS["cpu"], tmp_path, tmp_path, keep_checkpoints=True)
@@ -302,7 +302,8 @@ def test_the_stem_is_a_budget_knob_on_the_command_line(capsys):
 def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):
     from cvr_solo.bench.plan import BUDGETS, parse_methods, plan_runs
     from cvr_solo.bench.run import check_runs
-    from cvr_solo.config import ConfigError, shipped_config_dir
+    from cvr_solo.config.errors import ConfigError
+    from cvr_solo.config.validate import shipped_config_dir
 
     config_dir = shipped_config_dir("pretrain", "fashion-mnist")
     good = plan_runs(parse_methods("byol,c_byol:b_view=other"), [5, 6], BUDGETS["smoke"],

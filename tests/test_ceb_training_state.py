@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cvr_solo.solo_env import SoloLearnUnavailableError
+from cvr_solo.solo.env import SoloLearnUnavailableError
 
 try:
     from cvr_solo.methods._ceb import CEBMixin
@@ -104,7 +104,7 @@ def _cfg(method_kwargs: dict, crops: int = 2, max_epochs: int = 4):
 
 
 def test_fill_ceb_cfg_resolves_checks_against_max_epochs_and_names_the_method():
-    from cvr_solo.config import ConfigError
+    from cvr_solo.config.errors import ConfigError
     from cvr_solo.methods._ceb import fill_ceb_cfg
 
     cfg = fill_ceb_cfg(_cfg({"kappa_b": "${base_kappa}", "beta": 0.25}), "c_byol")

@@ -1,4 +1,4 @@
-"""cvr_solo.checks, the one validation module: the message names the key, the value and what
+"""cvr_solo.common.checks, the one validation module: the message names the key, the value and what
 is allowed, and the caller picks the error class."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvr_solo.checks import check_bool, check_choice, check_fraction, check_number, fail
-from cvr_solo.config import ConfigError
+from cvr_solo.common.checks import check_bool, check_choice, check_fraction, check_number, fail
+from cvr_solo.config.errors import ConfigError
 
 
 @pytest.mark.parametrize(("kwargs", "value", "message"), [

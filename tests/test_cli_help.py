@@ -10,8 +10,8 @@ import warnings
 import pytest
 
 from cvr_solo import cli
-from cvr_solo.config import shipped_config_dir
-from cvr_solo.quiet import known_warnings, silence_known_warnings, verbose_requested
+from cvr_solo.common.quiet import known_warnings, silence_known_warnings, verbose_requested
+from cvr_solo.config.validate import shipped_config_dir
 
 
 def test_top_level_help_describes_every_sub_command(capsys):
@@ -47,7 +47,7 @@ def test_pretrain_and_linear_help_list_shipped_configs_and_overrides(capsys, com
 
 
 def test_missing_config_name_points_at_help(capsys, monkeypatch):
-    monkeypatch.setattr("cvr_solo.solo_env.require_solo", lambda: None)
+    monkeypatch.setattr("cvr_solo.solo.env.require_solo", lambda: None)
     assert cli.main(["pretrain", "max_epochs=1"]) == 2
     err = capsys.readouterr().err
     assert "--config-name" in err and "cvr-solo pretrain --help" in err
@@ -55,7 +55,7 @@ def test_missing_config_name_points_at_help(capsys, monkeypatch):
 
 def test_config_path_defaults_to_the_shipped_configs(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr("cvr_solo.solo_env.require_solo", lambda: None)
+    monkeypatch.setattr("cvr_solo.solo.env.require_solo", lambda: None)
     import types
 
     fake = types.ModuleType("cvr_solo.launch.pretrain")
@@ -118,7 +118,7 @@ def test_help_and_version_import_no_torch_and_the_package_names_stay_reachable()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.splitlines()
     assert out[0].startswith("cvr-solo ") and "Commands:" in "\n".join(out)
-    assert out[-2:] == ["False", "cvr_solo.ceb.vmf wood_plan cvr_solo.registry"]
+    assert out[-2:] == ["False", "cvr_solo.ceb.vmf wood_plan cvr_solo.solo.registry"]
     import cvr_solo
     import cvr_solo.ceb
 

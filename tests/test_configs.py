@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cvr_solo.config import (
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.validate import (
     CEB_DEFAULTS,
-    ConfigError,
     ceb_method_kwargs,
     validate_linear_cfg,
     validate_pretrain_cfg,
@@ -227,8 +227,9 @@ def test_dali_needs_a_dali_dataset():
 # --- compose_and_validate: what bench calls for every method before the first run -----------
 
 def test_compose_and_validate_names_the_misspelt_key():
-    from cvr_solo.compose import compose_and_validate
-    from cvr_solo.config import ConfigError, shipped_config_dir
+    from cvr_solo.config.compose import compose_and_validate
+    from cvr_solo.config.errors import ConfigError
+    from cvr_solo.config.validate import shipped_config_dir
 
     d = shipped_config_dir("pretrain", "fashion-mnist")
     cfg = compose_and_validate(d, "c_byol.yaml", {"method_kwargs.beta": 0.25, "max_epochs": 3})

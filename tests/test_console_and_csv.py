@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("lightning", reason="Lightning comes with solo-learn (cvr-solo "
                     "install-solo); the progress bar and CSV writer build on it")
 
-from cvr_solo.catalog import CEB_METHODS, METHODS
+from cvr_solo.common.catalog import CEB_METHODS, METHODS
 from cvr_solo.launch.csv_log import RunCSVLogger
 from cvr_solo.launch.progress import MethodProgressBar, bar_items, run_summary
 

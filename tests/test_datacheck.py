@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from cvr_solo.config import ConfigError
-from cvr_solo.datacheck import check_data, class_folders
+from cvr_solo.config.datacheck import check_data, class_folders
+from cvr_solo.config.errors import ConfigError
 
 AUG = [{"crop_size": 32, "num_crops": 2}]
 

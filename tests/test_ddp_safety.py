@@ -14,7 +14,7 @@ pytest.importorskip("lightning", reason="Lightning comes with solo-learn (cvr-so
 
 from omegaconf import OmegaConf
 
-from cvr_solo.config_trainer import DDP_TIMEOUT_S
+from cvr_solo.config.trainer import DDP_TIMEOUT_S
 from cvr_solo.launch import devices
 from cvr_solo.launch.hang import ddp_strategy, is_collective_timeout, waited_for
 

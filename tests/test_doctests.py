@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import cvr_solo
-from cvr_solo.solo_env import SoloLearnUnavailableError
+from cvr_solo.solo.env import SoloLearnUnavailableError
 
 
 def _modules() -> list[str]:
@@ -31,7 +31,7 @@ _HOST_IMPORT = re.compile(r"^\s*(from|import) (solo|lightning|pytorch_lightning)
 
 
 def _solo_usable() -> bool:
-    from cvr_solo.solo_env import require_solo
+    from cvr_solo.solo.env import require_solo
 
     try:
         require_solo()

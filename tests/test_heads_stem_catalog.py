@@ -6,7 +6,6 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from cvr_solo.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
 from cvr_solo.ceb.heads import (
     BackwardEncoder,
     StochasticPredictor,
@@ -14,7 +13,8 @@ from cvr_solo.ceb.heads import (
     release_mlp,
 )
 from cvr_solo.ceb.vmf import mean_resultant_length
-from cvr_solo.stem import (
+from cvr_solo.common.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
+from cvr_solo.solo.stem import (
     checkpoint_has_small_stem,
     follow_checkpoint_stem,
     has_small_stem,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from cvr_solo import cli
-from cvr_solo import install_solo as ins
-from cvr_solo.solo_env import SOLO_COMMIT, SOLO_COMMIT_SHA, solo_available
+from cvr_solo.solo import install as ins
+from cvr_solo.solo.env import SOLO_COMMIT, SOLO_COMMIT_SHA, solo_available
 
 OTHER_SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -264,7 +264,7 @@ def test_c_byol_defaults_loss_is_the_release_method_is_solo_learns_scale():
     runs at solo-learn's w = 1 with the same beta / w; kappas and b_view agree."""
     import inspect
 
-    from cvr_solo.config import CEB_DEFAULTS
+    from cvr_solo.config.validate import CEB_DEFAULTS
 
     loss = {k: p.default for k, p in inspect.signature(c_byol_loss).parameters.items()}
     method = CEB_DEFAULTS["c_byol"]

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from cvr_solo.metric_names import DIAGNOSTICS
-from cvr_solo.representation import (
+from cvr_solo.common.metric_names import DIAGNOSTICS
+from cvr_solo.common.representation import (
     alignment,
     effective_rank,
     normalised_std,

@@ -9,8 +9,8 @@ import torch
 pl = pytest.importorskip("lightning.pytorch", reason="Lightning comes with solo-learn "
                          "(cvr-solo install-solo); the callback needs it")
 
-from cvr_solo.launch.diagnostics import RepresentationMonitor  # noqa: E402
-from cvr_solo.representation import summary  # noqa: E402
+from cvr_solo.common.representation import summary  # noqa: E402
+from cvr_solo.launch.monitor import RepresentationMonitor  # noqa: E402
 
 
 class _Toy(pl.LightningModule):

@@ -17,7 +17,7 @@ from cvr_solo.ceb import (
     pair_distances,
     shrink_threshold,
 )
-from cvr_solo.representation import normalised_std, spread
+from cvr_solo.common.representation import normalised_std, spread
 
 
 def _unit(n: int, d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

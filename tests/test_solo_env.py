@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cvr_solo import cli
-from cvr_solo.solo_env import (
+from cvr_solo.solo.env import (
     SOLO_COMMIT,
     SoloLearnUnavailableError,
     _version_tuple,

@@ -10,10 +10,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
-from cvr_solo.config import ConfigError, validate_pretrain_cfg
-from cvr_solo.config_trainer import check_checkpoint_dir, check_precision, normalize_devices
-from cvr_solo.datacheck import BadImageError, check_data, check_images_on_read
-from cvr_solo.hydra_args import check_hydra_args
+from cvr_solo.config.datacheck import BadImageError, check_data, check_images_on_read
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.overrides import check_hydra_args
+from cvr_solo.config.trainer import check_checkpoint_dir, check_precision, normalize_devices
+from cvr_solo.config.validate import validate_pretrain_cfg
 
 ROOT = Path(__file__).resolve().parents[1] / "scripts" / "pretrain" / "fashion-mnist"
 

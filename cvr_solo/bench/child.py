@@ -21,7 +21,7 @@ def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[st
     Raises:
         RuntimeError: with the log's last lines, if it fails.
     """
-    from cvr_solo.progress_file import PROGRESS_FILE_ENV, read_step_file
+    from cvr_solo.common.progress_file import PROGRESS_FILE_ENV, read_step_file
 
     cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
            "--config-name", config_name, *overrides]

@@ -9,8 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.catalog import METHODS
-from cvr_solo.metric_names import DIAG_KEYS, DIAG_PREFIX
+from cvr_solo.common.catalog import METHODS
+from cvr_solo.common.metric_names import DIAG_KEYS, DIAG_PREFIX
 
 __all__ = ["DIAG_KEYS", "cost_and_curves"]
 

@@ -55,7 +55,7 @@ def load_validation(root: str | Path, n: int | None) -> ImageSet:
     return ImageSet(full.images[idx], full.labels[idx])
 
 
-def load_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
+def run_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """The pretrained backbone of a pretrain run (its args.json) from ``checkpoint``'s
     ``backbone.*`` tensors, built and checked as ``cvr-solo linear`` does."""
     from cvr_solo.launch.linear import load_pretrained_backbone
@@ -211,7 +211,7 @@ def evaluate_run(pretrain_ckpt: str | Path, train: ImageSet, val: ImageSet,
     normalised with its run's mean and std."""
     args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
     aug = args["augmentations"][0]
-    return evaluate_backbone(load_backbone(args, pretrain_ckpt), train, val, corruption_idx,
+    return evaluate_backbone(run_backbone(args, pretrain_ckpt), train, val, corruption_idx,
                              severities, aug["mean"], aug["std"], device, progress,
                              precision)
 
@@ -221,7 +221,7 @@ def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Modu
     initialisation under ``seed``, classifier removed."""
     from solo.methods.base import BaseMethod
 
-    from cvr_solo.registry import register
+    from cvr_solo.solo.registry import register
 
     register()
     torch.manual_seed(seed)

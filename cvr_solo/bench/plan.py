@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.catalog import CEB_METHODS, METHODS, lookup
+from cvr_solo.common.catalog import CEB_METHODS, METHODS, lookup
 
 __all__ = ["BUDGETS", "PROTOCOL", "Budget", "Protocol", "RunSpec", "describe_budget",
            "hydra_args", "parse_methods", "parse_seeds", "plan_runs"]
@@ -148,7 +148,7 @@ class RunSpec:
 
     Attributes:
         label: the method as asked (``c_byol@b_view=other``), the report's row name.
-        method: its key in :data:`cvr_solo.catalog.METHODS`.
+        method: its key in :data:`cvr_solo.common.catalog.METHODS`.
         method_kwargs: CEB overrides given on the command line (strings, typed by Hydra).
         seed: drives the subset draw, the initialisation and the augmentation.
         run_dir: ``<out>/runs/<label>/seed-<seed>``.

@@ -13,8 +13,9 @@ from typing import Any
 
 from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.bench.stats import mean_std, paired_t_interval
-from cvr_solo.catalog import BASELINE_OF
-from cvr_solo.representation import COLLAPSE_FRACTION
+from cvr_solo.common.catalog import BASELINE_OF
+from cvr_solo.common.metric_names import DIAGNOSTICS
+from cvr_solo.common.representation import COLLAPSE_FRACTION
 
 COLUMNS = ("label", "method", "seed", "clean_acc1", "knn_acc1", "mean_corruption_acc1",
            "relative_drop", "images_per_sec", "step_time_ms", "step_time_ratio",
@@ -22,8 +23,8 @@ COLUMNS = ("label", "method", "seed", "clean_acc1", "knn_acc1", "mean_corruption
            "evaluate_cpu_seconds", "final_loss",
            "final_residual_above_floor", "rankme_feats", "rankme_z", "alignment",
            "uniformity", "z_std")
-#: the diagnostics reported at the last logged step
-DIAGNOSTICS = ("rankme_feats", "rankme_z", "alignment", "uniformity", "z_std")
+#: the diagnostics reported at the last logged step (z_std_ref is a constant, 1/sqrt(d))
+LAST_DIAGNOSTICS = tuple(k for k in DIAGNOSTICS if k != "z_std_ref")
 SMOOTH = 10
 
 
@@ -107,7 +108,7 @@ def rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:
             "final_loss": _last(curves, "loss"),
             "final_residual_above_floor": _last(curves, "residual_above_floor"),
         }
-        row.update({k: _last(curves, k) for k in DIAGNOSTICS})
+        row.update({k: _last(curves, k) for k in LAST_DIAGNOSTICS})
         out.append(row)
     return out
 
@@ -166,7 +167,7 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
 def flags(results: Sequence[RunResult],
           reference: Mapping[str, Scores] | None = None) -> list[str]:
     """What the report's reader must not miss, one sentence each: a collapsed run (std of z/|z|
-    at the last step under :data:`cvr_solo.representation.COLLAPSE_FRACTION` of its isotropic
+    at the last step under :data:`cvr_solo.common.representation.COLLAPSE_FRACTION` of its isotropic
     value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method whose mean
     probe or kNN top-1 is below an untrained backbone's (the reference rows named
     ``... (untrained)``)."""

@@ -89,7 +89,7 @@ class RunResult(Scores):
 
     Attributes:
         label: the run's row name (``c_byol@b_view=other``).
-        method: its key in :data:`cvr_solo.catalog.METHODS`.
+        method: its key in :data:`cvr_solo.common.catalog.METHODS`.
         seed: the seed of the subset, the initialisation and the augmentation.
         method_kwargs: the CEB overrides given on the command line.
         pretrain_checkpoint: the checkpoint that was evaluated.

@@ -174,8 +174,8 @@ def _check_reuse(out: Path, header: dict[str, Any]) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from cvr_solo.config import shipped_config_dir
-    from cvr_solo.solo_env import require_solo
+    from cvr_solo.config.validate import shipped_config_dir
+    from cvr_solo.solo.env import require_solo
 
     with warnings.catch_warnings():  # solo-learn's and timm's import-time deprecations
         warnings.simplefilter("ignore")
@@ -244,8 +244,8 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
     Raises:
         ConfigError: naming the run and the bad key, e.g. a misspelt ``kapa_e``.
     """
-    from cvr_solo.compose import compose_and_validate
-    from cvr_solo.config import ConfigError
+    from cvr_solo.config.compose import compose_and_validate
+    from cvr_solo.config.errors import ConfigError
 
     configs: dict[str, Any] = {}
     for spec in specs:

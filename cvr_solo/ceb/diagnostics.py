@@ -24,7 +24,7 @@ import torch
 
 from cvr_solo.ceb.special import _mean_resultant_length
 from cvr_solo.ceb.vmf import vmf_kl
-from cvr_solo.checks import (
+from cvr_solo.common.checks import (
     check_dim,
     check_features,
     check_positive,

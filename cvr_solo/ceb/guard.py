@@ -23,7 +23,7 @@ from cvr_solo.ceb.diagnostics import pair_distances
 from cvr_solo.ceb.distributed import gather_rows
 from cvr_solo.ceb.losses import _upcast
 from cvr_solo.ceb.special import _mean_resultant_length
-from cvr_solo.checks import (
+from cvr_solo.common.checks import (
     check_dim,
     check_features,
     check_fraction,

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvr_solo.ceb.vmf import vmf_rsample
-from cvr_solo.checks import check_positive
+from cvr_solo.common.checks import check_positive
 
 __all__ = ["BackwardEncoder", "StochasticPrediction", "StochasticPredictor", "drop_last_bias",
            "release_mlp"]

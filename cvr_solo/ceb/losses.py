@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from cvr_solo.ceb.distributed import gather_rows
 from cvr_solo.ceb.special import _log_normalizer
 from cvr_solo.ceb.vmf import vmf_rsample
-from cvr_solo.checks import (
+from cvr_solo.common.checks import (
     check_choice,
     check_features,
     check_non_negative,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from cvr_solo.checks import check_choice, check_non_negative, check_number, fail
+from cvr_solo.common.checks import check_choice, check_non_negative, check_number, fail
 
 __all__ = ["BETA_SCHEDULES", "beta_at"]
 

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from cvr_solo.checks import check_non_negative, check_positive
+from cvr_solo.common.checks import check_non_negative, check_positive
 
 __all__ = ["log_bessel_iv"]
 

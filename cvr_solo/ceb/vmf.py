@@ -23,7 +23,7 @@ from torch.distributions.kl import register_kl
 
 from cvr_solo.ceb.special import _log_normalizer, _mean_resultant_length, log_bessel_iv
 from cvr_solo.ceb.wood import sampler_failures, wood_cosine
-from cvr_solo.checks import (
+from cvr_solo.common.checks import (
     check_dim,
     check_features,
     check_positive,
@@ -162,7 +162,7 @@ def vmf_rsample(loc: torch.Tensor, kappa: float, sample_shape: torch.Size | tupl
 
 class _UnitSphere(constraints.Constraint):
     """Vectors with |‖x‖ - 1| within the dtype's tolerance
-    (:func:`cvr_solo.checks.unit_norm_tol`)."""
+    (:func:`cvr_solo.common.checks.unit_norm_tol`)."""
 
     event_dim = 1
 

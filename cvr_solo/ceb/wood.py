@@ -43,7 +43,7 @@ import operator
 import torch
 
 from cvr_solo.ceb.special import log_bessel_iv
-from cvr_solo.checks import check_dim, check_number, check_positive
+from cvr_solo.common.checks import check_dim, check_number, check_positive
 
 __all__ = ["FAILURE_BOUND", "sampler_failures", "wood_acceptance", "wood_cosine", "wood_plan"]
 

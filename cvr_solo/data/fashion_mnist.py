@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from cvr_solo.checks import check_number, fail
+from cvr_solo.common.checks import check_number, fail
 from cvr_solo.data.balanced import balanced_indices
 from cvr_solo.data.idx import read_idx
 from cvr_solo.data.manifest import (

@@ -13,8 +13,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from cvr_solo.checks import check_choice
-from cvr_solo.metric_names import (
+from cvr_solo.common.checks import check_choice
+from cvr_solo.common.metric_names import (
     EPOCH,
     IMAGES_PER_SEC,
     PEAK_GPU_MEM_MIB,

@@ -10,7 +10,7 @@ C-variants all have) and logs
 - ``train_proj_std``: the mean per-dimension std of z/|z| (1/sqrt(d) when spread evenly
   over the sphere, 0 at a point);
 - ``train_proj_align_ratio``: A/D, the mean squared distance of positive pairs over that of
-  two images (:func:`cvr_solo.representation.spread`);
+  two images (:func:`cvr_solo.common.representation.spread`);
 - ``train_collapsed``: 1 from the step the warning fired, else 0.
 
 When ``train_proj_std`` stays below ``threshold`` (default 0.05/sqrt(d), 0.0031 for d = 256)
@@ -27,10 +27,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from cvr_solo.checks import check_number
+from cvr_solo.common.checks import check_number
+from cvr_solo.common.metric_names import COLLAPSED, PROJ_ALIGN_RATIO, PROJ_STD
+from cvr_solo.common.representation import collapse_threshold, spread
 from cvr_solo.launch.callbacks import logs_this_step
-from cvr_solo.metric_names import COLLAPSED, PROJ_ALIGN_RATIO, PROJ_STD
-from cvr_solo.representation import collapse_threshold, spread
 
 __all__ = ["DOCS", "CollapseMonitor", "collapse_callback"]
 
@@ -44,7 +44,7 @@ class CollapseMonitor(pl.Callback):
     Args:
         patience: consecutive logged steps below ``threshold`` before the warning (>= 1).
         threshold: the std of z/|z| per dimension below which a step counts as collapsed;
-            None: :func:`cvr_solo.representation.collapse_threshold` (0.05 / sqrt(d)).
+            None: :func:`cvr_solo.common.representation.collapse_threshold` (0.05 / sqrt(d)).
         command: the command named in the warning (``cvr-solo <command>``).
 
     Raises:
@@ -127,7 +127,8 @@ class CollapseMonitor(pl.Callback):
 def collapse_callback(cfg: Any) -> CollapseMonitor | None:
     """The monitor ``cfg.collapse_warning`` asks for: None when ``enabled`` is false, else a
     :class:`CollapseMonitor` with the block's ``patience`` and ``threshold`` where given (its
-    own defaults otherwise; the block is checked by :func:`cvr_solo.config.validate_pretrain_cfg`).
+    own defaults otherwise; the block is checked by
+    :func:`cvr_solo.config.validate.validate_pretrain_cfg`).
 
     Example:
         >>> collapse_callback({"collapse_warning": {"enabled": False}}) is None

@@ -18,7 +18,7 @@ COMMAND_ENV = "CVR_SOLO_DDP_COMMAND"
 
 def main() -> None:
     """Runs the Hydra app of the command in :data:`COMMAND_ENV` on sys.argv[1:]."""
-    from cvr_solo.quiet import silence_known_warnings, verbose_requested
+    from cvr_solo.common.quiet import silence_known_warnings, verbose_requested
 
     if not verbose_requested():
         silence_known_warnings()

@@ -8,6 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from cvr_solo.config.errors import ConfigError
+
 __all__ = ["hydra_entry"]
 
 
@@ -15,8 +17,6 @@ def hydra_entry(run: Callable[[DictConfig], Any], command: str) -> Callable[[], 
     """The Hydra main of ``cvr-solo <command>``: config errors end the process with one
     line on stderr and exit code 2, not a traceback."""
     import hydra
-
-    from cvr_solo.config import ConfigError
 
     @hydra.main(version_base="1.2", config_path=None)
     def main(cfg: DictConfig) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.strategies.ddp import DDPStrategy
 
-from cvr_solo.config_trainer import DDP_TIMEOUT_S
+from cvr_solo.config.trainer import DDP_TIMEOUT_S
 
 __all__ = ["CollectiveTimeoutReport", "ddp_strategy", "is_collective_timeout", "waited_for"]
 

@@ -22,9 +22,10 @@ import torch.nn as nn
 from lightning.pytorch import Callback, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from cvr_solo.config import SMALL_STEM_DATASETS, ConfigError, validate_linear_cfg
-from cvr_solo.config_trainer import check_accelerator
-from cvr_solo.datacheck import check_data
+from cvr_solo.config.datacheck import check_data
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.trainer import check_accelerator
+from cvr_solo.config.validate import SMALL_STEM_DATASETS, validate_linear_cfg
 from cvr_solo.launch.devices import fit_loader_workers, parse_with_device_count
 from cvr_solo.launch.entry import hydra_entry
 from cvr_solo.launch.loaders import classification_loaders, dali_module
@@ -65,8 +66,8 @@ def load_pretrained_backbone(checkpoint: str | os.PathLike, name: str, kwargs: d
     """
     from solo.methods.base import BaseMethod
 
-    from cvr_solo.registry import register
-    from cvr_solo.stem import checkpoint_has_small_stem, use_small_stem
+    from cvr_solo.solo.registry import register
+    from cvr_solo.solo.stem import checkpoint_has_small_stem, use_small_stem
 
     register()  # solo-learn's ResNets take backbone.kwargs.small_stem
     path = str(checkpoint)

@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 from torch.utils.data import Subset
 from torchvision import transforms
 
-from cvr_solo.datacheck import check_images_on_read
+from cvr_solo.config.datacheck import check_images_on_read
+from cvr_solo.config.errors import ConfigError
 
 __all__ = ["classification_loaders", "custom_classification_transforms", "dali_module",
            "innermost_dataset", "picklable_with_index"]
@@ -120,8 +121,6 @@ def classification_loaders(cfg: DictConfig, crop_size: int, mean: Sequence[float
 def dali_module() -> Any:
     """solo-learn's DALI data module (solo.data.dali_dataloader), or a ConfigError saying how
     to install DALI."""
-    from cvr_solo.config import ConfigError
-
     try:
         from solo.data import dali_dataloader
     except ImportError as err:

@@ -17,20 +17,21 @@ import torch
 from lightning.pytorch import Callback, LightningDataModule, seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from cvr_solo.checks import check_choice
-from cvr_solo.config import ConfigError, validate_pretrain_cfg
-from cvr_solo.config_trainer import check_accelerator
-from cvr_solo.datacheck import check_data, check_images_on_read
+from cvr_solo.common.checks import check_choice
+from cvr_solo.config.datacheck import check_data, check_images_on_read
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.trainer import check_accelerator
+from cvr_solo.config.validate import validate_pretrain_cfg
 from cvr_solo.launch.collapse import collapse_callback
 from cvr_solo.launch.devices import fit_loader_workers, parse_with_device_count
-from cvr_solo.launch.diagnostics import diagnostics_callback
 from cvr_solo.launch.entry import hydra_entry
 from cvr_solo.launch.fast_views import faster_views
 from cvr_solo.launch.loaders import classification_loaders, dali_module, picklable_with_index
+from cvr_solo.launch.monitor import diagnostics_callback
 from cvr_solo.launch.progress import step_file_from_env
 from cvr_solo.launch.trainer import fit
-from cvr_solo.registry import register
-from cvr_solo.solo_env import switch_off_unbuildable_knn
+from cvr_solo.solo.env import switch_off_unbuildable_knn
+from cvr_solo.solo.registry import register
 
 
 def _pretrain_loaders(cfg: DictConfig) -> tuple[Any, Any]:

@@ -12,9 +12,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 
-from cvr_solo.catalog import CEB_METHODS, lookup
-from cvr_solo.launch.callbacks import logs_this_step
-from cvr_solo.metric_names import (
+from cvr_solo.common.catalog import CEB_METHODS, lookup
+from cvr_solo.common.metric_names import (
     BETA,
     EPOCH,
     RESIDUAL_ABOVE_FLOOR,
@@ -24,7 +23,8 @@ from cvr_solo.metric_names import (
     VAL_ACC1,
     ceb_loss,
 )
-from cvr_solo.progress_file import PROGRESS_FILE_ENV, write_step_file
+from cvr_solo.common.progress_file import PROGRESS_FILE_ENV, write_step_file
+from cvr_solo.launch.callbacks import logs_this_step
 
 __all__ = ["MethodProgressBar", "StepFile", "bar_items", "run_summary", "step_file_from_env"]
 
@@ -189,7 +189,7 @@ class StepFile(pl.Callback):
 
 
 def step_file_from_env() -> list[StepFile]:
-    """``[StepFile(path)]`` when :data:`cvr_solo.progress_file.PROGRESS_FILE_ENV` names a file
-    (``cvr-solo bench`` sets it for its pretraining child), else ``[]``."""
+    """``[StepFile(path)]`` when :data:`cvr_solo.common.progress_file.PROGRESS_FILE_ENV` names
+    a file (``cvr-solo bench`` sets it for its pretraining child), else ``[]``."""
     path = os.environ.get(PROGRESS_FILE_ENV)
     return [StepFile(path)] if path else []

@@ -1,10 +1,10 @@
 """C-SimCLR and C-BYOL as solo-learn methods (needs solo-learn from GitHub, see README).
 
 Importing this package checks the solo-learn install first and fails with one message that
-says how to fix it (:class:`cvr_solo.solo_env.SoloLearnUnavailableError`).
+says how to fix it (:class:`cvr_solo.solo.env.SoloLearnUnavailableError`).
 """
 
-from cvr_solo.solo_env import require_solo
+from cvr_solo.solo.env import require_solo
 
 require_solo()
 

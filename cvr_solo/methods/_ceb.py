@@ -11,8 +11,7 @@ import torch
 from cvr_solo.ceb.diagnostics import residual_floor
 from cvr_solo.ceb.schedules import beta_at
 from cvr_solo.ceb.wood import sampler_failures
-from cvr_solo.config import ceb_method_kwargs, check_two_crops
-from cvr_solo.metric_names import (
+from cvr_solo.common.metric_names import (
     BETA,
     KAPPA_B,
     KAPPA_E,
@@ -22,11 +21,12 @@ from cvr_solo.metric_names import (
     Z_STD,
     ceb_loss,
 )
+from cvr_solo.config.validate import ceb_method_kwargs, check_two_crops
 
 
 def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
     """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place,
-    after :func:`cvr_solo.config.check_two_crops` on cfg.augmentations (no multi-crop)."""
+    after :func:`cvr_solo.config.validate.check_two_crops` on cfg.augmentations (no multi-crop)."""
     check_two_crops(method, cfg.get("augmentations"))
     mk = cfg.get("method_kwargs") or {}
     if isinstance(mk, omegaconf.DictConfig):

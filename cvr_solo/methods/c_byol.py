@@ -11,9 +11,9 @@ from solo.methods.byol import BYOL
 
 from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor, drop_last_bias
 from cvr_solo.ceb.losses import c_byol_loss
+from cvr_solo.common.metric_names import NEG_COS_SIM
+from cvr_solo.common.representation import z_std
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
-from cvr_solo.metric_names import NEG_COS_SIM
-from cvr_solo.representation import z_std
 
 
 class CBYOL(CEBMixin, BYOL):
@@ -32,7 +32,7 @@ class CBYOL(CEBMixin, BYOL):
         EMA schedule, augmentations, backbone and stem) is BYOL's.
 
         Extra cfg settings (method_kwargs, besides BYOL's proj_hidden_dim, proj_output_dim,
-        pred_hidden_dim); defaults in :data:`cvr_solo.config.CEB_DEFAULTS`:
+        pred_hidden_dim); defaults in :data:`cvr_solo.config.validate.CEB_DEFAULTS`:
             kappa_e (float): forward-encoder concentration. Defaults to 16384.
             kappa_b (float): backward-encoder concentration. Defaults to 10.
             beta (float): weight of the residual information. Defaults to 0.5.

@@ -13,9 +13,9 @@ from solo.methods.simclr import SimCLR
 from cvr_solo.ceb.diagnostics import lipschitz_lower_bound_from_cos
 from cvr_solo.ceb.guard import guarded_beta
 from cvr_solo.ceb.losses import c_simclr_loss
+from cvr_solo.common.metric_names import ALIGN_RATIO, CONTRASTIVE, I_YZ, LIPSCHITZ_LOWER_BOUND
+from cvr_solo.common.representation import z_std
 from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
-from cvr_solo.metric_names import ALIGN_RATIO, CONTRASTIVE, I_YZ, LIPSCHITZ_LOWER_BOUND
-from cvr_solo.representation import z_std
 
 
 class CSimCLR(CEBMixin, SimCLR):
@@ -30,7 +30,7 @@ class CSimCLR(CEBMixin, SimCLR):
         :func:`cvr_solo.ceb.guarded_beta`; kappa_b plays 1/temperature.
 
         Extra cfg settings (method_kwargs, besides SimCLR's proj_hidden_dim/proj_output_dim);
-        defaults in :data:`cvr_solo.config.CEB_DEFAULTS`:
+        defaults in :data:`cvr_solo.config.validate.CEB_DEFAULTS`:
             kappa_e (float): forward-encoder concentration. Defaults to 1024.
             kappa_b (float): backward concentration = 1/temperature: give either (the other
                 is derived). Defaults to 10; the shipped configs keep their baseline's

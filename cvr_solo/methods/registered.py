@@ -1,6 +1,6 @@
 """The classes cvr-solo adds to solo-learn's ``solo.methods.METHODS``, by name.
 
-A module of its own, so that :func:`cvr_solo.registry.register` can import it while the
+A module of its own, so that :func:`cvr_solo.solo.registry.register` can import it while the
 ``cvr_solo.methods`` package itself is still being imported: that happens when importing the
 package is what first imports solo-learn (unpickling a method in a ``ddp_spawn`` rank), whose
 import runs cvr-solo's start-up hook, which registers.

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cvr_solo.checks import check_choice, check_number
+from cvr_solo.common.checks import check_choice, check_number
 
 __all__ = ["CORRUPTIONS", "SEVERITIES", "corrupt", "corrupted_views"]
 

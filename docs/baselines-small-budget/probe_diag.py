@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cvr_solo.bench.evaluate import features, load_backbone, load_image_folder, load_validation
+from cvr_solo.bench.evaluate import features, load_image_folder, load_validation, run_backbone
 from cvr_solo.bench.probe import probe_accuracy, train_probe
 
 RUNS = "/work/exp23/runs"
@@ -22,7 +22,7 @@ for name in sys.argv[1:]:
     run = glob.glob(f"{RUNS}/{name}/runs/*/seed-*/pretrain/*/run-*")[0]
     args = json.loads(Path(run, "args.json").read_text())
     train = load_image_folder(glob.glob(f"{RUNS}/{name}/data/seed-*")[0])
-    bb = load_backbone(args, glob.glob(run + "/*.ckpt")[0]).to(memory_format=torch.channels_last)
+    bb = run_backbone(args, glob.glob(run + "/*.ckpt")[0]).to(memory_format=torch.channels_last)
     mean, std = args["augmentations"][0]["mean"], args["augmentations"][0]["std"]
     ft = features(bb, train.images, mean, std, cpu)
     fv = features(bb, val.images, mean, std, cpu)

@@ -13,10 +13,10 @@ import torch
 from cvr_solo.bench.evaluate import (
     features,
     knn_accuracy,
-    load_backbone,
     load_image_folder,
     load_validation,
     random_backbone,
+    run_backbone,
 )
 from cvr_solo.bench.plan import PROTOCOL
 from cvr_solo.bench.probe import probe_accuracy, select_probe
@@ -33,7 +33,7 @@ for name in sys.argv[1:]:
     if name.startswith("untrained:"):
         bb = random_backbone(args["backbone"]["name"], args["backbone"].get("kwargs") or {})
     else:
-        bb = load_backbone(args, glob.glob(run + "/*.ckpt")[0])
+        bb = run_backbone(args, glob.glob(run + "/*.ckpt")[0])
     bb = bb.to(memory_format=torch.channels_last).eval()
     mean, std = args["augmentations"][0]["mean"], args["augmentations"][0]["std"]
     ft = features(bb, train.images, mean, std, cpu)

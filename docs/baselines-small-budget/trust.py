@@ -15,7 +15,7 @@ from solo.losses.barlow import barlow_loss_func
 from solo.losses.byol import byol_loss_func
 from solo.losses.simclr import simclr_loss_func
 
-from cvr_solo.compose import compose_and_validate
+from cvr_solo.config.compose import compose_and_validate
 from cvr_solo.launch.pretrain import _pretrain_loaders, build_model
 
 SHOWN = ("backbone.conv1", "backbone.layer1.0.conv1", "backbone.layer4.1.conv2",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cvr_solo.solo_env import SoloLearnUnavailableError, require_solo
+from cvr_solo.solo.env import SoloLearnUnavailableError, require_solo
 
 from .helpers import TinyRun, fashion_mnist_folder, shared_root, tiny_run
 

@@ -20,7 +20,7 @@ def _checkpoint(folder: Path, method: str) -> Path:
     """A small-stem backbone checkpoint with the args.json solo-learn's Checkpointer writes."""
     from torchvision.models import resnet18
 
-    from cvr_solo.stem import use_small_stem
+    from cvr_solo.solo.stem import use_small_stem
 
     folder.mkdir(parents=True)
     net = use_small_stem(resnet18())

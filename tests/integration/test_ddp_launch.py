@@ -172,7 +172,7 @@ def test_two_processes_train_to_a_checkpoint(tmp_path, tiny_data, launcher, stra
 #: for rank 1 through cvr_solo.launch.ddp_rank, without the plant
 PLANTED = """
 import sys
-from cvr_solo.quiet import silence_known_warnings
+from cvr_solo.common.quiet import silence_known_warnings
 silence_known_warnings()  # as cvr_solo.cli does, before the imports below warn
 import torch
 import torch.distributed as dist

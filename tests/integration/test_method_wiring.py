@@ -150,7 +150,7 @@ def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, m
     assert float(logged["train_c_byol_loss"]) == pytest.approx(float(out.loss))
     assert float(logged["train_neg_cos_sim"]) == pytest.approx(float(out.regression))
     assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
-    # z_std (cvr_solo.representation.z_std): the per-feature population std over the batch,
+    # z_std (cvr_solo.common.representation.z_std): the per-feature population std over the batch,
     # both views pooled, of the l2-normalised projections, averaged over features
     with torch.no_grad():
         z = torch.stack([model.projector(model.backbone(x)) for x in views])  # projections
@@ -236,9 +236,9 @@ def test_linear_loader_refuses_a_backbone_missing_a_tensor(tmp_path):
     from omegaconf import OmegaConf
     from torchvision.models import resnet18
 
-    from cvr_solo.config import ConfigError
+    from cvr_solo.config.errors import ConfigError
     from cvr_solo.launch.linear import load_backbone
-    from cvr_solo.stem import use_small_stem
+    from cvr_solo.solo.stem import use_small_stem
 
     net = resnet18()
     use_small_stem(net)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvr_solo.stem import has_small_stem
+from cvr_solo.solo.stem import has_small_stem
 
 from .helpers import LINEAR, PRETRAIN, REPO, run_cli, small_run_overrides
 
@@ -210,7 +210,7 @@ def test_c_byol_heads_are_the_release_layout(tmp_path):
 def _fake_checkpoint(path: Path, small: bool) -> Path:
     from torchvision.models import resnet18
 
-    from cvr_solo.stem import use_small_stem
+    from cvr_solo.solo.stem import use_small_stem
 
     net = resnet18()
     if small:

@@ -9,7 +9,7 @@ import csv
 import pytest
 from omegaconf import OmegaConf
 
-from cvr_solo.solo_env import online_knn_problem
+from cvr_solo.solo.env import online_knn_problem
 
 from .helpers import PRETRAIN, run_cli, small_run_overrides
 
@@ -17,7 +17,7 @@ from .helpers import PRETRAIN, run_cli, small_run_overrides
 def test_knn_problem_matches_the_torchmetrics_version():
     import torchmetrics
 
-    from cvr_solo.solo_env import _version_tuple
+    from cvr_solo.solo.env import _version_tuple
 
     problem = online_knn_problem()
     if _version_tuple(torchmetrics.__version__) < (0, 12):
@@ -29,10 +29,10 @@ def test_knn_problem_matches_the_torchmetrics_version():
 
 @pytest.mark.parametrize("problem", [None, "the metric cannot be built (compute_on_step)"])
 def test_switch_off_only_when_the_metric_cannot_be_built(monkeypatch, capsys, problem):
-    import cvr_solo.solo_env
-    from cvr_solo.solo_env import switch_off_unbuildable_knn
+    import cvr_solo.solo.env
+    from cvr_solo.solo.env import switch_off_unbuildable_knn
 
-    monkeypatch.setattr(cvr_solo.solo_env, "online_knn_problem", lambda: problem)
+    monkeypatch.setattr(cvr_solo.solo.env, "online_knn_problem", lambda: problem)
     cfg = OmegaConf.create({"knn_eval": {"enabled": True, "k": 20}})
     line = switch_off_unbuildable_knn(cfg, "pretrain")
     err = capsys.readouterr().err

@@ -16,16 +16,16 @@ __all__ = ["register"]
 
 def register() -> dict[str, type]:
     """Adds ``c_simclr`` and ``c_byol`` to ``solo.methods.METHODS`` and lets solo-learn's
-    ResNets take ``backbone.kwargs.small_stem`` (:mod:`cvr_solo.stem`); idempotent.
+    ResNets take ``backbone.kwargs.small_stem`` (:mod:`cvr_solo.solo.stem`); idempotent.
 
-    Raises :class:`cvr_solo.solo_env.SoloLearnUnavailableError` (with the fix) without a usable
+    Raises :class:`cvr_solo.solo.env.SoloLearnUnavailableError` (with the fix) without a usable
     solo-learn, and RuntimeError if another class already holds one of the names.
     """
-    from cvr_solo.solo_env import require_solo
+    from cvr_solo.solo.env import require_solo
 
     require_solo()
     registry = importlib.import_module("solo.methods").METHODS
-    from cvr_solo import stem
+    from cvr_solo.solo import stem
 
     stem.install()
 

@@ -1,5 +1,5 @@
 """Checks of the Trainer-level keys of a composed config (``devices``, ``accelerator``,
-``precision``, ``checkpoint.dir``, ``ddp_timeout_s``), run by :mod:`cvr_solo.config`'s
+``precision``, ``checkpoint.dir``, ``ddp_timeout_s``), run by :mod:`cvr_solo.config.validate`'s
 validators before Lightning sees them: Lightning would otherwise stop with a traceback from
 deep inside (its accelerator connector, precision parser, ``os.makedirs``) after the run has
 started.
@@ -14,8 +14,8 @@ from typing import Any, get_args
 
 import torch
 
-from cvr_solo.checks import check_number, fail
-from cvr_solo.config import ConfigError
+from cvr_solo.common.checks import check_number, fail
+from cvr_solo.config.errors import ConfigError
 
 __all__ = ["DDP_TIMEOUT_S", "check_accelerator", "check_checkpoint_dir", "check_ddp_timeout",
            "check_precision", "normalize_devices"]

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cvr_solo.solo_env import SOLO_COMMIT, _version_tuple
-from cvr_solo.solo_source import (
+from cvr_solo.solo.env import SOLO_COMMIT, _version_tuple
+from cvr_solo.solo.source import (
     DEFAULT_SOURCE,
     InstallSoloError,
     SoloSource,
@@ -58,7 +58,7 @@ PREFIX = "cvr-solo install-solo"
 # (the start-up hook registers cvr-solo's methods), prints one JSON line.
 _VERIFY = """
 import importlib.metadata as md, json, os
-from cvr_solo.solo_env import SoloLearnUnavailableError, online_knn_problem, require_solo
+from cvr_solo.solo.env import SoloLearnUnavailableError, online_knn_problem, require_solo
 def version(name):
     try:
         return md.version(name)

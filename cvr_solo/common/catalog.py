@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvr_solo.metric_names import BARLOW_LOSS, CONTRASTIVE, NCE_LOSS, NEG_COS_SIM, STEP
+from cvr_solo.common.metric_names import BARLOW_LOSS, CONTRASTIVE, NCE_LOSS, NEG_COS_SIM, STEP
 
 __all__ = ["BASELINE_OF", "CEB_METHODS", "METHODS", "MethodInfo", "lookup"]
 

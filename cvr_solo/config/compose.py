@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.checks import check_choice
-from cvr_solo.config import ConfigError, validate_linear_cfg, validate_pretrain_cfg
+from cvr_solo.common.checks import check_choice
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.validate import validate_linear_cfg, validate_pretrain_cfg
 
 __all__ = ["compose_and_validate"]
 
@@ -32,7 +33,7 @@ def compose_and_validate(config_dir: str | Path, config_name: str,
                          kind: str = "pretrain") -> Any:
     """The config ``config_name`` of ``config_dir`` composed with ``overrides`` (Hydra's
     compose API, as ``cvr-solo pretrain``/``linear`` would), then checked by
-    :func:`cvr_solo.config.validate_pretrain_cfg` (or ``validate_linear_cfg``).
+    :func:`cvr_solo.config.validate.validate_pretrain_cfg` (or ``validate_linear_cfg``).
 
     Args:
         config_dir: the config folder (e.g. ``shipped_config_dir("pretrain", "cifar")``).
@@ -50,14 +51,14 @@ def compose_and_validate(config_dir: str | Path, config_name: str,
         FileNotFoundError: no such config folder or file.
 
     Example:
-        >>> from cvr_solo.config import shipped_config_dir
+        >>> from cvr_solo.config.validate import shipped_config_dir
         >>> d = shipped_config_dir("pretrain", "fashion-mnist")
         >>> compose_and_validate(d, "c_byol", ["method_kwargs.beta=0.25"]).method_kwargs.beta
         0.25
         >>> compose_and_validate(d, "c_byol", ["++method_kwargs.kapa_e=5"])
         Traceback (most recent call last):
         ...
-        cvr_solo.config.ConfigError: method_kwargs.kapa_e is not a c_byol setting; ...
+        cvr_solo.config.errors.ConfigError: method_kwargs.kapa_e is not a c_byol setting; ...
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -13,10 +13,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.catalog import METHODS
 from cvr_solo.ceb.losses import B_VIEWS
 from cvr_solo.ceb.schedules import BETA_SCHEDULES
-from cvr_solo.checks import check_bool, check_choice, check_number
+from cvr_solo.common.catalog import METHODS
+from cvr_solo.common.checks import check_bool, check_choice, check_number
+from cvr_solo.config.errors import ConfigError
+from cvr_solo.config.trainer import (
+    check_checkpoint_dir,
+    check_ddp_timeout,
+    check_precision,
+    normalize_devices,
+)
 
 __all__ = [
     "CEB_DEFAULTS",
@@ -30,11 +37,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration value is missing or out of range."""
-
-
-#: :mod:`cvr_solo.checks` raising ConfigError.
+#: :mod:`cvr_solo.common.checks` raising ConfigError.
 _number = partial(check_number, error=ConfigError)
 _choice = partial(check_choice, error=ConfigError)
 _bool = partial(check_bool, error=ConfigError)
@@ -159,8 +162,6 @@ def _check_common(cfg: Any) -> None:
                                and int(devices) >= 1):
         raise ConfigError(f"devices must be a number (e.g. 1) with accelerator=cpu, got "
                           f"{devices!r}: Lightning's CPU accelerator rejects device lists")
-    from cvr_solo.config_trainer import check_checkpoint_dir, check_ddp_timeout, check_precision
-
     check_precision(_get(cfg, "precision", None))
     check_checkpoint_dir(_get(cfg, "checkpoint.dir", None))
     check_ddp_timeout(_get(cfg, "ddp_timeout_s", None))
@@ -175,7 +176,7 @@ def check_backbone(cfg: Any) -> None:
 
     ``small_stem: true`` swaps the ResNet's ImageNet stem (7x7 stride-2 conv + max-pool) for
     the small-image one solo-learn uses on CIFAR (3x3 stride-1 conv, no max-pool), for any
-    data set (see :mod:`cvr_solo.stem`).
+    data set (see :mod:`cvr_solo.solo.stem`).
     """
     name = _get(cfg, "backbone.name")
     stem = _get(cfg, "backbone.kwargs.small_stem", None)
@@ -218,9 +219,7 @@ def check_two_crops(method: str, augmentations: Any) -> None:
 def validate_pretrain_cfg(cfg: Any) -> None:
     """Checks a composed pretrain config (DictConfig or dict) before solo-learn sees it;
     an integer ``devices`` is put in solo-learn's form
-    (:func:`cvr_solo.config_trainer.normalize_devices`)."""
-    from cvr_solo.config_trainer import normalize_devices
-
+    (:func:`cvr_solo.config.trainer.normalize_devices`)."""
     normalize_devices(cfg)
     method = _get(cfg, "method")
     if not isinstance(method, str) or not method:
@@ -253,7 +252,7 @@ def _check_collapse_warning(cfg: Any) -> None:
 
 
 def _check_diagnostics(cfg: Any) -> None:
-    """The optional ``diagnostics`` block (cvr_solo.launch.diagnostics)."""
+    """The optional ``diagnostics`` block (cvr_solo.launch.monitor)."""
     if not _get(cfg, "diagnostics.enabled", False):
         return
     _number("diagnostics.every_n_steps", _get(cfg, "diagnostics.every_n_steps", 50), low=1,
@@ -265,9 +264,7 @@ def _check_diagnostics(cfg: Any) -> None:
 
 def validate_linear_cfg(cfg: Any) -> None:
     """Checks a composed linear-evaluation config before solo-learn sees it; an integer
-    ``devices`` is put in solo-learn's form (:func:`cvr_solo.config_trainer.normalize_devices`)."""
-    from cvr_solo.config_trainer import normalize_devices
-
+    ``devices`` is put in solo-learn's form (:func:`cvr_solo.config.trainer.normalize_devices`)."""
     normalize_devices(cfg)
     _check_common(cfg)
     check_backbone(cfg)
@@ -278,8 +275,8 @@ def validate_linear_cfg(cfg: Any) -> None:
 def shipped_config_dir(kind: str, dataset: str) -> Path:
     """scripts/<kind>/<dataset> as shipped: inside an installed wheel (cvr_solo/_scripts) or
     in the source checkout an editable install points at."""
-    here = Path(__file__).resolve().parent
-    for root in (here / "_scripts", here.parent / "scripts"):
+    package = Path(__file__).resolve().parents[1]  # cvr_solo/
+    for root in (package / "_scripts", package.parent / "scripts"):
         if (root / kind / dataset).is_dir():
             return root / kind / dataset
     raise FileNotFoundError(f"no shipped configs scripts/{kind}/{dataset}; pass --config-path")

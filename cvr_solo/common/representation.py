@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from cvr_solo.checks import check_number
+from cvr_solo.common.checks import check_number
 
 __all__ = ["COLLAPSE_FRACTION", "Spread", "alignment", "collapse_threshold", "effective_rank",
            "normalised_std", "spread", "summary", "uniformity", "z_std"]

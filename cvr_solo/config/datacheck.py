@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.config import ConfigError
+from cvr_solo.config.errors import ConfigError
 
 __all__ = ["FOLDER_DATASETS", "BadImageError", "check_data", "check_images_on_read",
            "class_folders", "image_extensions"]

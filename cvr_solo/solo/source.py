@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cvr_solo.solo_env import SOLO_COMMIT, SOLO_COMMIT_SHA, SOLO_REPO
+from cvr_solo.solo.env import SOLO_COMMIT, SOLO_COMMIT_SHA, SOLO_REPO
 
 __all__ = ["ARCHIVE_SUFFIXES", "DEFAULT_SOURCE", "InstallSoloError", "SoloSource",
            "commit_note", "resolve_source"]

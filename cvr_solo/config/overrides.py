@@ -4,8 +4,8 @@ Hydra answers the three commonest slips in its own words, which do not say what 
 misspelt ``--config-name`` (a list of search paths), a misspelt key without ``+`` ("Key
 'betta' is not in struct") and an unquoted value holding ``=`` ("mismatched input '='
 expecting <EOF>"). :func:`check_hydra_args` composes the config the way Hydra will and turns
-those into a :class:`~cvr_solo.config.ConfigError` saying what was most likely meant. Anything
-else is left to Hydra, which reports it as before.
+those into a :class:`~cvr_solo.config.errors.ConfigError` saying what was most likely
+meant. Anything else is left to Hydra, which reports it as before.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.config import ConfigError
+from cvr_solo.config.errors import ConfigError
 
 __all__ = ["check_hydra_args"]
 

@@ -28,7 +28,7 @@ RESIDUAL_ABOVE_FLOOR = "train_residual_above_floor"
 BETA = "train_beta"
 KAPPA_E = "train_kappa_e"
 KAPPA_B = "train_kappa_b"
-Z_STD = "train_z_std"  #: :func:`cvr_solo.representation.z_std` of the projections
+Z_STD = "train_z_std"  #: :func:`cvr_solo.common.representation.z_std` of the projections
 VMF_FAILURES = "train_vmf_failures"
 CONTRASTIVE = "train_contrastive"  #: C-SimCLR's cross-entropy term
 I_YZ = "train_i_yz"
@@ -44,7 +44,7 @@ PROJ_STD = "train_proj_std"  #: the collapse monitor's z_std
 PROJ_ALIGN_RATIO = "train_proj_align_ratio"
 COLLAPSED = "train_collapsed"
 
-#: The keys of :func:`cvr_solo.representation.summary`, logged with :data:`DIAG_PREFIX`.
+#: The keys of :func:`cvr_solo.common.representation.summary`, logged with :data:`DIAG_PREFIX`.
 DIAGNOSTICS = ("rankme_feats", "rankme_z", "alignment", "uniformity", "z_std", "z_std_ref")
 DIAG_PREFIX = "diag_"
 DIAG_KEYS = tuple(DIAG_PREFIX + k for k in DIAGNOSTICS)

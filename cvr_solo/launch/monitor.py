@@ -12,7 +12,7 @@ Switched on by config (``cvr-solo pretrain`` wires it)::
 Every ``every_n_steps`` optimiser steps it runs the model in eval mode on one fixed batch of
 two augmented views and logs (to every logger, metrics.csv included) ``diag_rankme_feats``,
 ``diag_rankme_z``, ``diag_alignment``, ``diag_uniformity``, ``diag_z_std`` and
-``diag_z_std_ref``: see :mod:`cvr_solo.representation`. It needs only what every solo-learn
+``diag_z_std_ref``: see :mod:`cvr_solo.common.representation`. It needs only what every solo-learn
 method's ``forward`` returns: ``feats`` and, for the projector metrics, ``z``.
 """
 
@@ -26,9 +26,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from cvr_solo.checks import check_number
-from cvr_solo.metric_names import DIAG_PREFIX
-from cvr_solo.representation import summary
+from cvr_solo.common.checks import check_number
+from cvr_solo.common.metric_names import DIAG_PREFIX
+from cvr_solo.common.representation import summary
+from cvr_solo.config.errors import ConfigError
 
 __all__ = ["RepresentationMonitor", "diagnostics_callback"]
 
@@ -130,8 +131,6 @@ def diagnostics_callback(cfg: Any, augmentations: Sequence[Any] | None = None
         build_transform_pipeline,
     )
     from torchvision.datasets import ImageFolder
-
-    from cvr_solo.config import ConfigError
 
     diag = cfg.get("diagnostics")
     if not diag or not diag.get("enabled", False):
