@@ -1,0 +1,53 @@
+"""A finished bench --out folder in miniature (tests/fixtures/bench_report: 3 methods x 2 seeds
+of a real `cpu` run, simclr/c_simclr a baseline + C-variant pair) gives the report.md and
+results.csv in its expected/ folder, written by the bench before its refactor (issue #25)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cvr_solo.bench.plan import parse_methods, parse_seeds
+from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.run import write_outputs
+from cvr_solo.bench.stages import cost_and_curves
+
+FIXTURE = Path(__file__).parent / "fixtures" / "bench_report"
+
+
+def _write_report(src: Path, out: Path) -> None:
+    header = json.loads((src / "bench.json").read_text())
+    results = [RunResult.load(src / "runs" / label / f"seed-{seed}" / "result.json")
+               for seed in parse_seeds(header["seeds"])
+               for label, _, _ in parse_methods(header["methods"])]
+    ref = json.loads((src / "reference.json").read_text())["rows"]
+    write_outputs(out, results, header, {k: Scores.from_dict(v) for k, v in ref.items()})
+
+
+def test_the_fixture_gives_the_expected_report_and_csv(tmp_path):
+    _write_report(FIXTURE, tmp_path)
+    for name in ("report.md", "results.csv"):
+        assert (tmp_path / name).read_text() == (FIXTURE / "expected" / name).read_text(), name
+    for name in ("accuracy.png", "corruptions.png", "training.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+@pytest.mark.parametrize("label", ["simclr", "c_simclr", "byol"])
+def test_the_fixtures_metrics_give_its_recorded_cost_and_curves(label, tmp_path):
+    run = FIXTURE / "runs" / label / "seed-5"
+    result = json.loads((run / "result.json").read_text())
+    cost, curves = cost_and_curves(run / "pretrain", label)
+    assert cost == result["cost"] and curves == result["curves"]
+
+
+if __name__ == "__main__":  # writes expected/ (run once, with the bench before the refactor)
+    (FIXTURE / "expected").mkdir(exist_ok=True)
+    tmp = FIXTURE / "expected" / "tmp"
+    tmp.mkdir()
+    _write_report(FIXTURE, tmp)
+    for name in ("report.md", "results.csv"):
+        shutil.copy(tmp / name, FIXTURE / "expected" / name)
+    shutil.rmtree(tmp)
