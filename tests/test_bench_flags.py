@@ -12,15 +12,15 @@ import time
 import pytest
 
 from cvr_solo.bench.report import flags, write_markdown
-from cvr_solo.bench.stages import close_attempts
-from tests.test_bench_report import REFERENCE, RESULTS
+from cvr_solo.bench.result import RunResult
+from tests.test_bench_report import REFERENCE, RESULTS, unpad
 
 HEADER = "# bench"
 
 
 def _md(tmp_path, results, reference=REFERENCE) -> str:
     write_markdown(results, tmp_path / "report.md", HEADER, [], reference)
-    return (tmp_path / "report.md").read_text()
+    return unpad((tmp_path / "report.md").read_text())
 
 
 def test_a_clean_report_says_there_is_nothing_to_flag(tmp_path):
@@ -54,10 +54,10 @@ def test_a_one_seed_difference_says_why_it_has_no_interval(tmp_path):
 
 def test_a_resumed_runs_cost_is_marked_and_named(tmp_path):
     results = copy.deepcopy(RESULTS)
-    results[1].pretrain_attempts = 3  # c_simclr seed 5
+    results[1].attempts *= 3  # c_simclr seed 5
     md = _md(tmp_path, results)
     row = next(line for line in md.splitlines() if line.startswith("| c_simclr | 305.2"))
-    assert "| 100 ± 0 † |" in row
+    assert "| 167 ± 115 † |" in row  # seed 5 summed over its 3 launches: 300, 100, 100
     assert ("† Resumed: the pretraining times are summed over the launches of c_simclr seed 5 "
             "(3 launches)") in md
     assert "† Resumed" not in _md(tmp_path, RESULTS)
@@ -69,33 +69,41 @@ def test_a_killed_launch_counts_up_to_its_last_write(tmp_path):
     start = time.time() - 100
     (root / "metrics.csv").write_text("step\n")
     os.utime(root / "metrics.csv", (start + 40, start + 40))
-    log = tmp_path / "pretrain_attempts.json"
-    log.write_text(json.dumps([{"start": start - 500, "wall": 300.0, "cpu": 500.0},
-                               {"start": start}]))
-    attempts = close_attempts(log, root)
-    assert attempts[0] == {"start": start - 500, "wall": 300.0, "cpu": 500.0}
-    assert abs(attempts[1]["wall"] - 40) < 1e-6 and attempts[1]["cpu"] is None
+    rec = RunResult(label="x", method="byol", seed=5, attempts=[
+        {"start": start - 500, "wall": 300.0, "cpu": 500.0}, {"start": start}])
+    rec.close_attempts(root)
+    assert rec.attempts[0] == {"start": start - 500, "wall": 300.0, "cpu": 500.0}
+    assert abs(rec.attempts[1]["wall"] - 40) < 1e-6 and rec.attempts[1]["cpu"] is None
+    assert abs(rec.pretrain_seconds - 340) < 1e-6 and rec.pretrain_cpu_seconds is None
 
 
-def test_pretrain_seconds_sum_every_launch(tmp_path, monkeypatch):
+def test_pretrain_records_every_launch_in_the_runs_record(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from cvr_solo.bench import stages
 
-    spec = SimpleNamespace(run_dir=tmp_path, config="c.yaml", overrides={}, label="x", seed=5)
+    spec = SimpleNamespace(run_dir=tmp_path, config="c.yaml", overrides={}, label="x", seed=5,
+                           method="byol", method_kwargs={})
     ctx = SimpleNamespace(budget=SimpleNamespace(pretrain_epochs=1), config_dir=tmp_path,
                           status=None)
+    seen = []
 
     def finish(*_args):
+        seen.append(RunResult.load(tmp_path / "result.json").attempts)  # saved as it starts
         (tmp_path / "pretrain").mkdir(exist_ok=True)
         (tmp_path / "pretrain" / "x-ep=0.ckpt").write_text("")
 
     monkeypatch.setattr(stages, "run_cli", finish)
-    (tmp_path / "pretrain_attempts.json").write_text(json.dumps(
-        [{"start": time.time() - 50, "wall": 30.0, "cpu": 20.0}]))
-    assert stages.pretrain(ctx, spec) == tmp_path / "pretrain" / "x-ep=0.ckpt"
-    secs = json.loads((tmp_path / "pretrain_seconds.json").read_text())
-    assert secs["attempts"] == 2 and 30.0 <= secs["wall"] < 35 and 20.0 <= secs["cpu"] < 25
+    RunResult(label="x", method="byol", seed=5, attempts=[
+        {"start": time.time() - 50, "wall": 30.0, "cpu": 20.0}]).save(tmp_path / "result.json")
+    rec = stages.record(spec)
+    assert stages.pretrain(ctx, spec, rec) == tmp_path / "pretrain" / "x-ep=0.ckpt"
+    assert len(seen[0]) == 2 and "wall" not in seen[0][1]
+    saved = RunResult.load(tmp_path / "result.json")
+    assert len(saved.attempts) == 2 and not saved.evaluated
+    assert 30.0 <= saved.pretrain_seconds < 35 and 20.0 <= saved.pretrain_cpu_seconds < 25
+    assert stages.pretrain(ctx, spec, rec) == tmp_path / "pretrain" / "x-ep=0.ckpt"
+    assert len(RunResult.load(tmp_path / "result.json").attempts) == 2  # nothing relaunched
 
 
 def test_a_finished_run_is_not_retrained_when_its_checkpoints_are_gone(tmp_path, monkeypatch):
@@ -136,14 +144,14 @@ def test_the_bench_passes_the_childs_step_to_its_console(tmp_path, monkeypatch):
     """For 12 minutes the console showed only `simclr seed 5: pretrain`."""
     import sys
 
-    from cvr_solo.bench import child
+    from cvr_solo.bench import stages
 
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho \"3 10\" > \"$CVR_SOLO_PROGRESS_FILE\"\nsleep 3\n")
     fake.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake))
     seen: list[str] = []
-    child.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
+    stages.run_cli("pretrain", tmp_path, "c.yaml", [], tmp_path / "pretrain.log", seen.append)
     assert seen and seen[-1] == "step 3/10"
 
 
@@ -167,22 +175,21 @@ def test_step_file_writes_the_step_and_the_total(tmp_path):
     assert read_step_file(tmp_path / "s") == (8, 40)
 
 
-def test_an_out_from_before_the_one_balanced_draw_is_not_mixed_with_new_runs(tmp_path):
-    """bench.json of an older version lacks the keys added since: each is read as what that
-    version did (small stem; the old subset draw), so only a real change is named."""
-    from cvr_solo.bench import run, stages
+def test_an_out_made_with_other_settings_is_not_mixed_with_new_runs(tmp_path):
+    """bench.json names the settings its runs were made with: another value of one of them,
+    or a bench.json without it, is refused; the same settings are reused."""
+    from cvr_solo.bench import run
 
-    header = {"budget": "smoke", "pretrain_epochs": 2, "augmentations": "asymmetric",
-              "data": "/d", "subset_draw": stages.SUBSET_DRAW, "small_stem": True,
-              "severities": (3,)}
-    header.update({k: None for k in run._FIXED if k not in header})
-    old = {k: v for k, v in header.items() if k not in ("subset_draw", "small_stem")}
-    (tmp_path / "bench.json").write_text(json.dumps(old))
-    old = json.loads((tmp_path / "bench.json").read_text())
-    with pytest.raises(ValueError, match=r"other settings \(subset_draw: 1 -> 2\); give another"):
+    header = {k: None for k in run._FIXED}
+    header.update(budget="smoke", pretrain_epochs=2, small_stem=True, severities=(3,))
+    (tmp_path / "bench.json").write_text(json.dumps({**header, "pretrain_epochs": 1}))
+    with pytest.raises(ValueError, match=r"other settings \(pretrain_epochs: 1 -> 2\); give"):
         run._check_reuse(tmp_path, header)
-    assert json.loads((tmp_path / "bench.json").read_text()) == old  # left as it was
-    (tmp_path / "bench.json").write_text(json.dumps({**old, "subset_draw": 2}))
-    run._check_reuse(tmp_path, header)  # no small_stem key: the small stem, as it was
-    assert json.loads((tmp_path / "bench.json").read_text())["subset_draw"] == 2
-    assert "small_stem" in json.loads((tmp_path / "bench.json").read_text())
+    assert json.loads((tmp_path / "bench.json").read_text())["pretrain_epochs"] == 1  # as it was
+    (tmp_path / "bench.json").write_text(json.dumps(
+        {k: v for k, v in header.items() if k != "small_stem"}))
+    with pytest.raises(ValueError, match=r"small_stem: None -> True"):
+        run._check_reuse(tmp_path, header)
+    (tmp_path / "bench.json").write_text(json.dumps(header))
+    run._check_reuse(tmp_path, header)
+    assert json.loads((tmp_path / "bench.json").read_text())["small_stem"] is True

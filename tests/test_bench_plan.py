@@ -12,7 +12,7 @@ import torch
 from cvr_solo.bench.evaluate import ImageSet, reference_rows
 from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
 from cvr_solo.bench.probe import probe_accuracy, select_probe, train_probe
-from cvr_solo.bench.stats import mean_std, paired_t_interval
+from cvr_solo.bench.report import _pm, paired_t_interval
 
 
 def test_parse_methods():
@@ -135,10 +135,9 @@ def test_cpu_budget_overrides_compose_and_validate_for_every_method(tmp_path):
 
 
 def test_mean_std_and_t_interval_against_hand_numbers():
-    assert mean_std([2.0, 4.0, 9.0]) == pytest.approx((5.0, math.sqrt(13), 3))
-    m, sd, n = mean_std([1.5])
-    assert (m, n) == (1.5, 1) and math.isnan(sd)
-    assert mean_std([1.0, None, float("nan"), 3.0])[:2] == pytest.approx((2.0, math.sqrt(2)))
+    assert _pm([2.0, 4.0, 9.0], 3) == f"5.000 ± {math.sqrt(13):.3f}"  # sample sd
+    assert _pm([1.5]) == "1.50" and _pm([None, float("nan")]) == "n/a"
+    assert _pm([1.0, None, float("nan"), float("inf"), 3.0], 4) == f"2.0000 ± {math.sqrt(2):.4f}"
     # diffs 1, 2, 3 (n = 3): mean 2, sd 1, t(0.975, 2) = 4.302652729911275
     m, lo, hi, n = paired_t_interval([11.0, 12.0, 13.0], [10.0, 10.0, 10.0])
     half = 4.302652729911275 / math.sqrt(3)
@@ -231,31 +230,39 @@ def test_reference_rows_pixels_and_untrained_backbone(monkeypatch):
     json.dumps({k: v.to_dict() for k, v in rows.items()})
 
 
-def test_reference_stage_is_cached_per_data_and_budget(tmp_path):
+def test_reference_stage_is_cached_per_data_and_budget(tmp_path, monkeypatch):
     import dataclasses
 
+    import cvr_solo.bench.evaluate as ev
+    from cvr_solo.bench import stages
     from cvr_solo.bench.result import Scores
-    from cvr_solo.bench.stages import Context, cached_reference, reference_key
 
+    computed = []
+
+    def rows(*args, **kwargs):
+        computed.append(args)
+        return {"x": Scores(clean=float(len(computed)), knn_acc1=None)}
+
+    monkeypatch.setattr(ev, "reference_rows", rows)
+    monkeypatch.setattr(stages, "draw_subset", lambda *a: tmp_path)
     args = {"backbone": {"name": "resnet18", "kwargs": {"small_stem": True}},
             "augmentations": [{"mean": [0.2] * 3, "std": [0.3] * 3}]}
-    ctx = Context(BUDGETS["smoke"], tmp_path, tmp_path / "data", tmp_path)
-    assert cached_reference(ctx, args) is None
-    (tmp_path / "reference.json").write_text(json.dumps(
-        {"key": reference_key(ctx, args), "rows": {"x": {"clean": 1.0, "knn_acc1": None}}}))
-    assert cached_reference(ctx, args) == {"x": Scores(clean=1.0, knn_acc1=None)}
-    other = Context(dataclasses.replace(BUDGETS["smoke"], subset=500), tmp_path,
-                    tmp_path / "data", tmp_path)
-    assert cached_reference(other, args) is None
+
+    def reference(budget=BUDGETS["smoke"], run_args=args):
+        ctx = stages.Context(budget, tmp_path, tmp_path / "data", tmp_path)
+        ctx.train_set = lambda folder: None
+        ctx.val_set = lambda: (None, None)
+        return stages.reference(ctx, run_args)["x"].clean
+
+    assert reference() == 1.0 and reference() == 1.0  # computed once, then read back
+    assert reference(dataclasses.replace(BUDGETS["smoke"], subset=500)) == 2.0
     big = {**args, "backbone": {"name": "resnet18", "kwargs": {"small_stem": False}}}
-    assert cached_reference(ctx, big) is None
-    fp32 = Context(dataclasses.replace(BUDGETS["smoke"], precision="32"), tmp_path,
-                   tmp_path / "data", tmp_path)
-    assert cached_reference(fp32, args) is None  # features at another precision
-    old = json.loads((tmp_path / "reference.json").read_text())
-    del old["key"]["subset_draw"]  # written before the one balanced draw
-    (tmp_path / "reference.json").write_text(json.dumps(old))
-    assert cached_reference(ctx, args) is None
+    assert reference(run_args=big) == 3.0
+    # features at another precision
+    assert reference(dataclasses.replace(BUDGETS["smoke"], precision="32")) == 4.0
+    assert reference(dataclasses.replace(BUDGETS["smoke"], precision="32")) == 4.0
+    saved = json.loads((tmp_path / "reference.json").read_text())
+    assert saved["key"]["precision"] == "32" and saved["rows"]["x"]["clean"] == 4.0
 
 
 def test_bf16_features_are_float32_and_close_to_fp32():
@@ -293,10 +300,35 @@ def test_the_stem_is_a_budget_knob_on_the_command_line(capsys):
     parse = run._parser().parse_args
     base = ["--data", "d", "--out", "o", "--budget", "cpu"]
     assert run._budget(parse(base)).small_stem is False
-    assert run._budget(parse([*base, "--small-stem", "True"])).small_stem is True
+    assert run._budget(parse([*base, "--small-stem"])).small_stem is True
+    smoke = ["--data", "d", "--out", "o", "--budget", "smoke"]
+    assert run._budget(parse(smoke)).small_stem is True
+    assert run._budget(parse([*smoke, "--no-small-stem"])).small_stem is False
     with pytest.raises(SystemExit):
         parse([*base, "--small-stem", "yes"])
-    assert "argument --small-stem: true or false, got 'yes'" in capsys.readouterr().err
+    assert "unrecognized arguments: yes" in capsys.readouterr().err
+
+
+def test_progress_is_on_unless_switched_off():
+    import cvr_solo.bench.run as run
+
+    base = ["--data", "d", "--out", "o"]
+    assert run._parser().parse_args(base).progress is True
+    assert run._parser().parse_args([*base, "--no-progress"]).progress is False
+    assert run._parser().parse_args([*base, "--progress"]).progress is True
+
+
+def test_bench_says_how_to_install_what_its_report_needs(monkeypatch, capsys):
+    import importlib.util
+
+    import cvr_solo.bench.run as run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tabulate" else real(name, *a))
+    assert run.main(["--data", "d", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "needs tabulate for its report: pip install 'cvr-solo[bench]'" in err
 
 
 def test_bench_checks_every_runs_overrides_before_anything_trains(tmp_path):

@@ -6,21 +6,35 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import pytest
 
 from cvr_solo.bench.report import (
-    aggregate,
     baseline_label,
     paired_differences,
-    rows,
+    smooth,
     step_time_ratios,
+    table,
     write_csv,
 )
 from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.bench.run import write_outputs
 from cvr_solo.bench.stages import balanced_subset, cost_and_curves
 from cvr_solo.robustness import CORRUPTIONS
+
+
+def unpad(md: str) -> str:
+    """report.md with its tables unpadded (``| a | b |``, rules ``|---|---|``), as the report
+    wrote them before pandas' ``to_markdown``: the tests read cells, not column widths."""
+    lines = []
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            rule = all(re.fullmatch(r":?-+:?", c) for c in cells)
+            line = "|" + "|".join("---" if rule else f" {c} " for c in cells) + "|"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _result(label: str, method: str, seed: int, clean: float, knn: float,
@@ -31,7 +45,8 @@ def _result(label: str, method: str, seed: int, clean: float, knn: float,
     data = {"label": label, "method": method, "seed": seed, "clean": clean,
             "clean_corruption_subset": clean + 1, "corruptions": per, "severities": [3],
             "mean_corruption": mean_c, "relative_drop": (clean + 1 - mean_c) / (clean + 1),
-            "knn_acc1": knn, "pretrain_seconds": 100.0, "evaluate_seconds": 30.0,
+            "knn_acc1": knn, "attempts": [{"start": 0.0, "wall": 100.0, "cpu": None}],
+            "evaluate_seconds": 30.0,
             "cost": {"step_time": step_time, "images_per_sec": 64 / step_time,
                      "peak_rss_mib": 1000.0, "peak_gpu_mem_mib": None},
             "curves": {"step": [0, 1, 2], "loss": [3.0, 2.0, 1.5],
@@ -91,13 +106,14 @@ def test_csv_has_one_row_per_method_and_seed(tmp_path):
     assert got[0]["final_residual_above_floor"] == ""
     assert float(got[4]["rankme_feats"]) == 36.0  # the last logged step
     assert float(got[0]["uniformity"]) == -2.0
-    flat = rows(RESULTS)
-    assert flat[2]["mean_corruption_acc1"] == pytest.approx(RESULTS[2].mean_corruption)
+    flat = table(RESULTS)
+    assert flat["mean_corruption_acc1"][2] == pytest.approx(RESULTS[2].mean_corruption)
+    assert got[0]["pretrain_cpu_seconds"] == "" and float(got[0]["pretrain_seconds"]) == 100
 
 
 def test_paired_differences_with_t_interval_by_hand():
-    agg = aggregate(RESULTS)
-    assert agg["simclr"]["clean_acc1"] == [70.0, 72.0, 74.0]
+    flat = table(RESULTS)
+    assert flat[flat.label == "simclr"]["clean_acc1"].tolist() == [70.0, 72.0, 74.0]
     pairs = {p["label"]: p for p in paired_differences(RESULTS)}
     assert set(pairs) == {"c_simclr", "c_byol@b_view=other"}
     p = pairs["c_simclr"]
@@ -122,7 +138,7 @@ def test_report_numbers_reference_rows_and_plots(tmp_path):
               "precision": "32", "machine": "x86_64, 2 CPUs",
               "command": "cvr-solo bench --data d --out o"}
     write_outputs(tmp_path, RESULTS, header, REFERENCE)
-    md = (tmp_path / "report.md").read_text()
+    md = unpad((tmp_path / "report.md").read_text())
     # simclr probe 70/72/74 -> 72.00 ± 2.00; kNN 60/62/64 -> 62.00 ± 2.00
     assert "| simclr | 3 | 72.00 ± 2.00 | 62.00 ± 2.00 |" in md
     # c_simclr probe 71/75/76: mean 74, sd sqrt(7) = 2.6458
@@ -198,19 +214,16 @@ def test_cost_and_curves_merge_launches(tmp_path):
     json.dumps(curves)
 
 
-def test_median_is_the_middle_value_or_the_mean_of_the_two_middle_ones():
-    from cvr_solo.bench.curves import _median
+def test_cost_medians_are_of_the_finite_values_the_middle_two_averaged(tmp_path):
+    (tmp_path / "metrics.csv").write_text(
+        "step,train_step_time,train_images_per_sec,train_neg_cos_sim_step\n"
+        "1,0.4,inf,1\n2,0.7,,1\n3,0.5,80,1\n4,0.6,100,1\n")
+    cost, _ = cost_and_curves(tmp_path, "byol")
+    assert cost["step_time"] == pytest.approx(0.55) and cost["images_per_sec"] == 90.0
+    assert cost["peak_rss_mib"] is None and cost["peak_gpu_mem_mib"] is None
 
-    assert _median([0.7, 0.5, 0.6]) == 0.6
-    assert _median([0.4, 0.7, 0.5, 0.6]) == pytest.approx(0.55)
-    assert _median([2.0, 1.0]) == pytest.approx(1.5)
-    assert _median([3.0, float("nan"), 1.0, float("inf")]) == pytest.approx(2.0)
-    assert _median([float("nan")]) is None and _median([]) is None
 
-
-def test_moving_average_skips_missing_values():
-    from cvr_solo.bench.report import _moving_average
-
-    assert _moving_average([1.0, 3.0, None, 5.0], 2) == [1.0, 2.0, 3.0, 5.0]
-    assert _moving_average([None, 2.0], 3)[1] == 2.0
-    assert math.isnan(_moving_average([None], 3)[0])
+def test_smooth_is_a_trailing_mean_that_skips_missing_values():
+    assert smooth([1.0, 3.0, None, 5.0], 2) == [1.0, 2.0, 3.0, 5.0]
+    assert smooth([None, 2.0], 3)[1] == 2.0
+    assert math.isnan(smooth([None], 3)[0])

@@ -15,11 +15,11 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
@@ -101,25 +101,17 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
                  test_feats: torch.Tensor, test_labels: torch.Tensor,
                  k: int = PROTOCOL.knn_k, temperature: float = PROTOCOL.knn_temperature
                  ) -> float:
-    """Weighted kNN top-1 (%) with cosine similarity (Wu et al. 2018), via solo-learn's
-    WeightedKNNClassifier; where that cannot be built (torchmetrics >= 0.12 rejects its
-    ``compute_on_step``), the same rule written out: votes exp(cos/T) over the k nearest."""
-    try:
-        from solo.utils.knn import WeightedKNNClassifier
+    """Weighted kNN top-1 (%) with cosine similarity (Wu et al. 2018; votes exp(cos/T) over
+    the k nearest): solo-learn's ``WeightedKNNClassifier.compute``, run on its state as a
+    plain object, since the metric's constructor fails under torchmetrics >= 0.12 (it passes
+    ``compute_on_step``) and the bench runs on both stacks."""
+    from solo.utils.knn import WeightedKNNClassifier
 
-        knn = WeightedKNNClassifier(k=k, T=temperature, distance_fx="cosine")
-    except (TypeError, ValueError):  # torchmetrics 1.x raises ValueError
-        knn = None
-    if knn is not None:
-        knn(train_features=train_feats, train_targets=train_labels,
-            test_features=test_feats, test_targets=test_labels)
-        return float(knn.compute()[0])
-    sims = F.normalize(test_feats, dim=1) @ F.normalize(train_feats, dim=1).T
-    top, idx = sims.topk(min(k, len(train_labels)), dim=1)
-    n_cls = int(max(train_labels.max(), test_labels.max())) + 1
-    votes = torch.zeros(len(test_labels), n_cls).scatter_add_(
-        1, train_labels[idx], (top / temperature).exp())
-    return float((votes.argmax(1) == test_labels).float().mean() * 100)
+    state = SimpleNamespace(k=k, T=temperature, distance_fx="cosine", epsilon=1e-5,
+                            max_distance_matrix_size=int(5e6), train_features=[train_feats],
+                            train_targets=[train_labels], test_features=[test_feats],
+                            test_targets=[test_labels], reset=lambda: None)
+    return float(WeightedKNNClassifier.compute(state)[0])
 
 
 @torch.no_grad()

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.bench.report import SMOOTH, _moving_average, aggregate, labels
+from cvr_solo.bench.report import SMOOTH, smooth, table
 from cvr_solo.bench.result import RunResult, Scores
-from cvr_solo.bench.stats import mean_std
 
 __all__ = ["plot"]
 
@@ -37,8 +36,8 @@ def plot(results: Sequence[RunResult], out_dir: Path,
     import matplotlib.pyplot as plt
 
     reference = reference or {}
-    names = labels(results)
-    agg = aggregate(results)
+    groups = table(results).groupby("label", sort=False)
+    names = [n for n, _ in groups]
     colors = _colors(names)
     paths = []
 
@@ -46,11 +45,11 @@ def plot(results: Sequence[RunResult], out_dir: Path,
     ref_styles = ("--", ":", "-.")
     for ax, key, title, ref_key in ((axes[0], "clean_acc1", "Linear probe top-1", "clean"),
                                     (axes[1], "knn_acc1", "kNN top-1", "knn_acc1")):
-        for i, n in enumerate(names):
-            vals = [v for v in agg[n][key] if v is not None]
-            m, sd, _ = mean_std(vals)
-            ax.bar(i, m, 0.6, yerr=0 if math.isnan(sd) else sd, color=colors[n], alpha=0.7,
-                   capsize=4)
+        for i, (n, g) in enumerate(groups):
+            vals = g[key].dropna().astype(float)
+            sd = vals.std()
+            ax.bar(i, vals.mean(), 0.6, yerr=0 if math.isnan(sd) else sd, color=colors[n],
+                   alpha=0.7, capsize=4)
             ax.scatter([i] * len(vals), vals, color="k", s=10, zorder=3)
         for j, (rname, rrow) in enumerate(reference.items()):
             value = getattr(rrow, ref_key)
@@ -104,7 +103,7 @@ def plot(results: Sequence[RunResult], out_dir: Path,
             first = r is next(q for q in results if q.label == r.label)
             lab = r.label if first else None
             if key == "residual_above_floor":
-                ys = _moving_average(ys)
+                ys = smooth(ys)
             ax.plot(steps, ys, color=colors[r.label], lw=1, alpha=0.8, label=lab)
             if key == "residual" and c.get("residual_above_floor"):
                 floor = [a - b for a, b in zip(c["residual"], c["residual_above_floor"],

@@ -1,9 +1,9 @@
-"""The benchmark's records, typed: :class:`Scores` of one frozen backbone under the evaluation
-protocol, and :class:`RunResult`, one pretraining run with its scores, cost and curves.
+"""The benchmark's records: :class:`Scores` of one frozen backbone under the evaluation protocol,
+and :class:`RunResult`, the one record of a run (runs/LABEL/seed-S/result.json) that every stage
+reads and writes: its pretraining launches, then its scores, cost and curves.
 
-Both are written as flat JSON (result.json, reference.json) and read back with a check of
-their keys, so that a result written by another version of the bench fails with its file's
-name instead of a ``KeyError`` in the report. No solo-learn or torch needed.
+Both are flat JSON, read back with a check of their keys, so that a record of another version
+of the bench fails with its file's name instead of a ``KeyError`` in the report.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Scores:
     """Top-1 accuracies (%) of one frozen backbone (bench/evaluate.py).
 
     Attributes:
-        clean: the linear probe on the clean validation images.
+        clean: the linear probe on the clean validation images (None: not evaluated yet).
         knn_acc1: weighted kNN; None for a row without one (the raw-pixel probe).
         clean_corruption_subset: the probe on the clean images of the corruption subset.
         corruptions: corruption name -> the probe's accuracy at each of ``severities``.
@@ -35,8 +35,8 @@ class Scores:
         corruption_images: the size of the corruption subset.
     """
 
-    clean: float
-    knn_acc1: float | None
+    clean: float | None = None
+    knn_acc1: float | None = None
     clean_corruption_subset: float | None = None
     corruptions: dict[str, list[float]] = field(default_factory=dict)
     severities: list[int] = field(default_factory=list)
@@ -48,8 +48,7 @@ class Scores:
         """The probe's accuracy under ``corruption``, averaged over the severities.
 
         Example:
-            >>> Scores(clean=90.0, knn_acc1=None, corruptions={"blur": [80.0, 70.0]}
-            ...        ).mean_over_severities("blur")
+            >>> Scores(clean=90.0, corruptions={"blur": [80.0, 70.0]}).mean_over_severities("blur")
             75.0
         """
         vals = self.corruptions[corruption]
@@ -64,38 +63,34 @@ class Scores:
         """The record in ``data``; keys of no field are an error.
 
         Raises:
-            ValueError: naming ``source`` and the keys that are missing or unknown.
+            ValueError: naming ``source`` and the unknown keys.
 
         Example:
             >>> Scores.from_dict({"clean": 84.2, "knn_acc1": None}).clean
             84.2
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING}
-        unknown, missing = sorted(set(data) - names), sorted(required - set(data))
-        if unknown or missing:
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
             raise ValueError(f"{source} is not a {cls.__name__} of this cvr-solo version "
-                             f"(unknown keys {unknown}, missing keys {missing}): give "
-                             "another --out, or delete it to evaluate again")
+                             f"(unknown keys {unknown}): give another --out, or delete it to "
+                             "evaluate again")
         return cls(**data)
 
 
 @dataclass(kw_only=True)
 class RunResult(Scores):
-    """One run of the benchmark: what was trained, its :class:`Scores`, what it cost and
-    its per-step curves (bench/curves.py).
+    """One run of the benchmark: what was trained, its launches, its :class:`Scores` (once
+    evaluated), what it cost and its per-step curves.
 
     Attributes:
         label: the run's row name (``c_byol@b_view=other``).
         method: its key in :data:`cvr_solo.common.catalog.METHODS`.
         seed: the seed of the subset, the initialisation and the augmentation.
         method_kwargs: the CEB overrides given on the command line.
+        attempts: the launches of its pretraining, ``{"start", "wall", "cpu"}`` each (wall
+            and CPU seconds of the child; a launch killed before it could record its end
+            lacks them until :meth:`close_attempts`).
         pretrain_checkpoint: the checkpoint that was evaluated.
-        pretrain_seconds / pretrain_cpu_seconds: wall and CPU (children) time of the
-            pretraining, summed over its launches (CPU None if a launch was killed).
-        pretrain_attempts: launches of the pretraining (more than 1: resumed).
         evaluate_seconds / evaluate_cpu_seconds: the evaluation's wall and CPU time.
         cost: step time, images/s and peak memory (medians over the logged steps).
         curves: metric -> values, and ``<metric>_step`` -> their steps.
@@ -105,14 +100,36 @@ class RunResult(Scores):
     method: str
     seed: int
     method_kwargs: dict[str, str] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     pretrain_checkpoint: str | None = None
-    pretrain_seconds: float | None = None
-    pretrain_cpu_seconds: float | None = None
-    pretrain_attempts: int = 1
     evaluate_seconds: float | None = None
     evaluate_cpu_seconds: float | None = None
     cost: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, list] = field(default_factory=dict)
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether the scores are in: the run is finished."""
+        return self.clean is not None
+
+    @property
+    def pretrain_seconds(self) -> float | None:
+        """Wall seconds of the pretraining, summed over its launches."""
+        return sum(a["wall"] for a in self.attempts) if self.attempts else None
+
+    @property
+    def pretrain_cpu_seconds(self) -> float | None:
+        """CPU seconds of the pretraining's children; None if a launch's is unknown."""
+        cpu = [a.get("cpu") for a in self.attempts]
+        return None if not cpu or None in cpu else sum(cpu)
+
+    def close_attempts(self, run_root: Path) -> None:
+        """Gives a launch killed before it could record its end (kill -9, a lost machine) the
+        wall time up to its last write under ``run_root`` (a lower bound) and no CPU time."""
+        for a in self.attempts:
+            if "wall" not in a:
+                writes = [f.stat().st_mtime for f in run_root.rglob("*") if f.is_file()]
+                a.update(wall=max([a["start"], *writes]) - a["start"], cpu=None)
 
     def save(self, path: Path) -> None:
         """Writes the record to ``path`` as JSON."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -34,7 +35,6 @@ from tqdm import tqdm
 from cvr_solo.bench import stages
 from cvr_solo.bench.plan import (
     BUDGETS,
-    PROTOCOL,
     Budget,
     RunSpec,
     describe_budget,
@@ -47,10 +47,9 @@ from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.bench.stages import Context, reference_args
 
 #: header keys that must match for an --out's finished runs to be reused
-_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data",
-          "subset_draw")
-#: the value of a header key that older bench.json files lack: what those versions did
-_BEFORE_KEY = {"small_stem": True, "subset_draw": 1}
+_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
+#: what ``cvr-solo bench`` needs beyond the base install (the report's tables)
+_EXTRA = ("pandas", "tabulate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,24 +80,20 @@ def _parser() -> argparse.ArgumentParser:
                         help="augmentation config every method uses (asymmetric | symmetric), "
                              "or 'native' for each baseline's published choice")
     for f in dataclasses.fields(Budget):
-        kind = {"device": str, "precision": str, "severities": str, "small_stem": _flag}.get(
+        kind = {"device": str, "precision": str, "severities": str}.get(
             f.name, _count if "subset" in f.name else int)
-        parser.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
+        parser.add_argument(f"--{f.name.replace('_', '-')}", default=None,
+                            **({"action": argparse.BooleanOptionalAction} if f.type == "bool"
+                               else {"type": kind}),
                             help=f"override the budget's {f.name}" + (
                                 " (comma-separated)" if f.name == "severities" else
                                 " ('all' for every image)" if "subset" in f.name else ""))
     parser.add_argument("--keep-checkpoints", action="store_true",
                         help="keep every epoch's checkpoint, not only the last (for "
                              "benchmarks/frontier.py: accuracy against steps)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="a progress bar (default: on)")
     return parser
-
-
-def _flag(text: str) -> bool:
-    """'true' or 'false' (any case)."""
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"true or false, got {text!r}")
-    return text.lower() == "true"
 
 
 def _count(text: str) -> int:
@@ -143,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv
+    missing = [m for m in _EXTRA if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"cvr-solo bench: needs {', '.join(missing)} for its report: pip install "
+              "'cvr-solo[bench]' (or: pip install pandas tabulate)", file=sys.stderr)
+        return 2
     try:
         return _bench(args)
     except (ValueError, RuntimeError, FileNotFoundError) as err:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def _header(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
     return {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
             "methods": args.methods, "augmentations": args.augmentations,
-            "data": str(args.data.resolve()), "subset_draw": stages.SUBSET_DRAW,
+            "data": str(args.data.resolve()),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "command": "cvr-solo bench " + shlex.join(args.argv)}
 
@@ -163,8 +163,6 @@ def _check_reuse(out: Path, header: dict[str, Any]) -> None:
     if previous.is_file():  # finished runs are reused: only under the very same settings
         old = json.loads(previous.read_text())
         old["severities"] = tuple(old.get("severities") or ())
-        for key, value in _BEFORE_KEY.items():
-            old.setdefault(key, value)
         changed = [k for k in _FIXED if old.get(k) != header[k]]
         if changed:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {header[k]!r}" for k in changed)
@@ -191,8 +189,6 @@ def _bench(args: argparse.Namespace) -> int:
         if not (args.data / split).is_dir():
             raise FileNotFoundError(f"--data {args.data} has no {split}/ folder; make one with "
                                     f"`cvr-solo data fashion-mnist --out {args.data}`")
-    import importlib.util
-
     dali = budget.device != "cpu" and importlib.util.find_spec("nvidia.dali") is not None
     out = args.out
     config_dir = args.config_path or shipped_config_dir("pretrain", "fashion-mnist")
@@ -202,13 +198,13 @@ def _bench(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     header = _header(args, budget)
     _check_reuse(out, header)
-    ctx = Context(budget, out, args.data, config_dir, progress=not args.no_progress)
-    bar = tqdm(specs, desc="bench", unit="run", disable=args.no_progress)
+    ctx = Context(budget, out, args.data, config_dir, progress=args.progress)
+    bar = tqdm(specs, desc="bench", unit="run", disable=not args.progress)
 
     def show(what: str) -> None:
         bar.set_postfix_str(what)
-        ctx.status = None if args.no_progress else (
-            lambda text: bar.set_postfix_str(f"{what}, {text}"))
+        ctx.status = (lambda text: bar.set_postfix_str(f"{what}, {text}")) if args.progress \
+            else None
 
     show("reference rows")
     reference = stages.reference(ctx, reference_args(configs[specs[0].label]))
@@ -216,17 +212,17 @@ def _bench(args: argparse.Namespace) -> int:
     t_start = time.time()
     for spec in bar:
         name = f"{spec.label} seed {spec.seed}"
-        result = stages.finished(spec)  # it stands, even with its checkpoints gone
-        if result is None:
+        rec = stages.record(spec)
+        if rec.evaluated:  # it stands, even with its checkpoints gone
+            show(f"{name}: done, skipped")
+        else:
             show(f"{name}: subset")
             stages.draw_subset(ctx, spec.seed, spec.train_dir)
             show(f"{name}: pretrain")
-            checkpoint = stages.pretrain(ctx, spec)
+            checkpoint = stages.pretrain(ctx, spec, rec)
             show(f"{name}: evaluate")
-            result = stages.evaluate(ctx, spec, checkpoint)
-        else:
-            show(f"{name}: done, skipped")
-        results.append(result)
+            stages.evaluate(ctx, spec, rec, checkpoint)
+        results.append(rec)
         header["wall_seconds_this_launch"] = time.time() - t_start
         write_outputs(out, results, header, reference)
     bar.close()
@@ -261,32 +257,17 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
 
 def write_outputs(out: Path, results: Sequence[RunResult], header: dict[str, Any],
                   reference: dict[str, Scores] | None = None) -> None:
-    """results.csv, report.md and the PNG plots for ``results`` (see bench/report.py)."""
+    """results.csv, report.md and the PNG plots of ``results`` (bench/report.py, plots.py).
+
+    Args:
+        out: the bench's --out folder.
+        results: the finished runs' records.
+        header: bench.json's settings (:func:`~cvr_solo.bench.report.report_header`).
+        reference: the reference rows.
+    """
     from cvr_solo.bench.plots import plot
-    from cvr_solo.bench.report import write_csv, write_markdown
+    from cvr_solo.bench.report import report_header, write_csv, write_markdown
 
     write_csv(results, out / "results.csv")
     figs = plot(results, out, reference or {})
     write_markdown(results, out / "report.md", report_header(header), figs, reference or {})
-
-
-def _stem(h: dict[str, Any]) -> str:
-    return "small-image (3x3, stride 1)" if h.get("small_stem", True) else "ImageNet (7x7/2 + pool)"
-
-
-def report_header(h: dict[str, Any]) -> str:
-    """The report's first lines: budget, data, evaluation sizes, machine, command."""
-    sev = ",".join(map(str, h.get("severities") or ()))
-    return "\n".join([
-        "# cvr-solo benchmark", "",
-        f"Budget `{h['budget']}`: {h['pretrain_epochs']} pretraining epochs at batch "
-        f"{h['batch_size']} on {h['subset'] or 'all'} class-balanced train images per seed "
-        f"(seeds {h['seeds']}; the seed draws the subset, the initialisation and the "
-        f"augmentation), ResNet {_stem(h)} stem, augmentations `{h['augmentations']}`, "
-        f"device {h['device']} "
-        f"(precision {h['precision']}). Evaluation: {PROTOCOL.describe()} on frozen backbone "
-        f"features, on "
-        f"{h['val_subset'] or 'all'} validation images; the corruption suite on a fixed "
-        f"class-balanced subset of {h['corruption_subset'] or 'all'} of them at severities "
-        f"{sev}. Machine: {h['machine']}.", "",
-        f"Command: `{h['command']}`"])

@@ -1,96 +1,38 @@
-"""The benchmark's stages, one function each, in the order a run meets them. Each takes the
-:class:`Context` and returns its product; each does nothing when its output is already on
-disk, so a relaunch continues where the last one stopped.
+"""The stages of one benchmark run, in the order a run meets them; each reads and writes the
+run's one record (:class:`~cvr_solo.bench.result.RunResult`, runs/LABEL/seed-S/result.json).
 
-- :func:`finished`: the result of a run evaluated before (its result.json), or None.
-- :func:`draw_subset`: a seed's class-balanced train subset (symlinks).
-- :func:`pretrain`: ``cvr-solo pretrain`` of one :class:`~cvr_solo.bench.plan.RunSpec`
-  (solo-learn underneath; an interrupted run resumes from its last checkpoint) -> its final
-  checkpoint.
-- :func:`evaluate`: kNN, probe and corruptions of that checkpoint -> a
-  :class:`~cvr_solo.bench.result.RunResult` (result.json).
+- :func:`draw_subset`: a seed's class-balanced train subset (symlinks, made in a temporary
+  folder and renamed: a folder that exists is complete).
+- :func:`pretrain`: ``cvr-solo pretrain`` of one :class:`~cvr_solo.bench.plan.RunSpec` in a
+  child process (solo-learn underneath; an interrupted run resumes from its last checkpoint),
+  each launch recorded in the record -> its final checkpoint.
+- :func:`evaluate`: kNN, probe and corruptions of that checkpoint, with the run's cost and
+  curves from its metrics.csv files -> the record, finished.
 - :func:`reference`: the reference rows, once per data set and budget -> reference.json.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.bench.child import _children_cpu, run_cli
-from cvr_solo.bench.curves import cost_and_curves
 from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
 from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.common.catalog import METHODS
+from cvr_solo.common.metric_names import DIAG_KEYS, DIAG_PREFIX
 
-__all__ = ["SUBSET_DRAW", "Context", "balanced_subset", "cost_and_curves", "draw_subset",
-           "epoch_checkpoints", "evaluate", "finished", "pretrain", "reference",
-           "reference_args"]
-
-#: the version of the train-subset draw, in bench.json, reference.json and each subset's
-#: marker: 1 drew with ``random.Random`` per class (cpu and smoke reports before 2026-12-06),
-#: 2 with :func:`cvr_solo.data.balanced.balanced_indices`, the project's one balanced draw
-SUBSET_DRAW = 2
-
-
-def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
-    """A class-balanced image folder of symlinks into ``src`` (``src`` itself if None): the
-    :func:`~cvr_solo.data.balanced.balanced_indices` draw (``seed``) over its files.
-
-    Raises:
-        ValueError: if a class folder has fewer than ``per_class`` images.
-    """
-    import torch
-
-    from cvr_solo.data.balanced import balanced_indices
-
-    if per_class is None:
-        return src
-    marker = dst / ".subset.json"
-    want = {"src": str(src.resolve()), "per_class": per_class, "seed": seed,
-            "draw": SUBSET_DRAW}
-    if marker.is_file() and json.loads(marker.read_text()) == want:
-        return dst
-    if dst.exists():
-        for p in sorted(dst.rglob("*"), reverse=True):
-            p.unlink() if p.is_symlink() or p.is_file() else p.rmdir()
-    classes = sorted(p for p in src.iterdir() if p.is_dir())
-    files, labels = [], []
-    for c, cls in enumerate(classes):
-        found = sorted(cls.iterdir())
-        if len(found) < per_class:
-            raise ValueError(f"{cls} has {len(found)} images, fewer than the {per_class} per "
-                             "class the budget asks for; lower --subset")
-        files += found
-        labels += [c] * len(found)
-        (dst / cls.name).mkdir(parents=True, exist_ok=True)
-    for i in balanced_indices(torch.tensor(labels), per_class * len(classes), seed).tolist():
-        f = files[i]
-        (dst / f.parent.name / f.name).symlink_to(f.resolve())
-    marker.write_text(json.dumps(want))
-    return dst
-
-
-def epoch_checkpoints(root: Path) -> dict[int, Path]:
-    """epoch -> the newest ``*-ep=<epoch>.ckpt`` under ``root`` (solo-learn's Checkpointer
-    names), in epoch order."""
-    import re
-
-    found: dict[int, Path] = {}
-    for p in sorted(root.rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
-        m = re.search(r"-ep=(\d+)\.ckpt$", p.name)
-        if m:
-            found[int(m.group(1))] = p
-    return dict(sorted(found.items()))
-
-
-def _last_checkpoint(ctx: Context, spec: RunSpec) -> Path | None:
-    """The checkpoint of the budget's last epoch of ``spec``, if it exists."""
-    root = spec.run_dir / "pretrain"
-    return epoch_checkpoints(root).get(ctx.budget.pretrain_epochs - 1) if root.is_dir() else None
+__all__ = ["Context", "balanced_subset", "cost_and_curves", "draw_subset", "epoch_checkpoints",
+           "evaluate", "pretrain", "record", "reference", "reference_args", "run_cli"]
 
 
 @dataclass
@@ -106,7 +48,6 @@ class Context:
     status: Callable[[str], None] | None = None
     _train: dict[Path, Any] = field(default_factory=dict)
     _val: Any = None
-    _corruption_idx: Any = None
 
     @property
     def device(self) -> str:
@@ -119,27 +60,48 @@ class Context:
             self._train[folder] = load_image_folder(folder)
         return self._train[folder]
 
-    def val_set(self) -> Any:
-        """The validation images of probe and kNN (all unless the budget restricts them)."""
+    def val_set(self) -> tuple[Any, Any]:
+        """The validation images of probe and kNN (all unless the budget restricts them) and
+        the indices of the corruption subset among them (class-balanced, seed 0)."""
         from cvr_solo.bench.evaluate import load_validation
         from cvr_solo.data.balanced import balanced_indices
 
         if self._val is None:
-            self._val = load_validation(self.data / "val", self.budget.val_subset)
-            self._corruption_idx = balanced_indices(self._val.labels,
-                                                    self.budget.corruption_subset, seed=0)
+            val = load_validation(self.data / "val", self.budget.val_subset)
+            self._val = val, balanced_indices(val.labels, self.budget.corruption_subset, seed=0)
         return self._val
 
-    def corruption_idx(self) -> Any:
-        self.val_set()
-        return self._corruption_idx
 
+def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
+    """A class-balanced image folder of symlinks into ``src`` (``src`` itself if None): the
+    :func:`~cvr_solo.data.balanced.balanced_indices` draw (``seed``) over its files; an
+    existing ``dst`` is complete (it is built aside and renamed) and reused.
 
-def finished(spec: RunSpec) -> RunResult | None:
-    """The result of ``spec`` if it was evaluated before: it stands even with its
-    checkpoints gone."""
-    path = spec.run_dir / "result.json"
-    return RunResult.load(path) if path.is_file() else None
+    Raises:
+        ValueError: if a class folder has fewer than ``per_class`` images.
+    """
+    import torch
+
+    from cvr_solo.data.balanced import balanced_indices
+
+    if per_class is None or dst.is_dir():
+        return src if per_class is None else dst
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    classes = sorted(p for p in src.iterdir() if p.is_dir())
+    files, labels = [], []
+    for c, cls in enumerate(classes):
+        found = sorted(cls.iterdir())
+        if len(found) < per_class:
+            raise ValueError(f"{cls} has {len(found)} images, fewer than the {per_class} per "
+                             "class the budget asks for; lower --subset")
+        files += found
+        labels += [c] * len(found)
+        (tmp / cls.name).mkdir(parents=True)
+    for i in balanced_indices(torch.tensor(labels), per_class * len(classes), seed).tolist():
+        (tmp / files[i].parent.name / files[i].name).symlink_to(files[i].resolve())
+    tmp.rename(dst)
+    return dst
 
 
 def draw_subset(ctx: Context, seed: int, dst: Path) -> Path:
@@ -148,14 +110,33 @@ def draw_subset(ctx: Context, seed: int, dst: Path) -> Path:
     train = ctx.data / "train"
     if ctx.budget.subset is None:
         return train
-    n_cls = sum(p.is_dir() for p in train.iterdir())
-    return balanced_subset(train, dst, ctx.budget.subset // n_cls, seed)
+    return balanced_subset(train, dst, ctx.budget.subset // sum(p.is_dir() for p in
+                                                                train.iterdir()), seed)
 
 
-def pretrain(ctx: Context, spec: RunSpec) -> Path:
+def epoch_checkpoints(root: Path) -> dict[int, Path]:
+    """epoch -> the newest ``*-ep=<epoch>.ckpt`` under ``root`` (solo-learn's Checkpointer
+    names), in epoch order."""
+    found: dict[int, Path] = {}
+    for p in sorted(root.rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
+        if m := re.search(r"-ep=(\d+)\.ckpt$", p.name):
+            found[int(m.group(1))] = p
+    return dict(sorted(found.items()))
+
+
+def record(spec: RunSpec) -> RunResult:
+    """The run's record: its result.json, or a new one."""
+    path = spec.run_dir / "result.json"
+    if path.is_file():
+        return RunResult.load(path)
+    return RunResult(label=spec.label, method=spec.method, seed=spec.seed,
+                     method_kwargs=dict(spec.method_kwargs))
+
+
+def pretrain(ctx: Context, spec: RunSpec, rec: RunResult) -> Path:
     """Runs (or resumes) ``cvr-solo pretrain`` of ``spec`` unless its last epoch's checkpoint
-    exists; pretrain_seconds.json gets the wall and CPU seconds summed over every launch of
-    the run (pretrain_attempts.json).
+    exists; each launch's wall and CPU seconds go to ``rec.attempts`` (saved as it starts
+    and as it ends).
 
     Returns:
         The last epoch's checkpoint.
@@ -163,69 +144,131 @@ def pretrain(ctx: Context, spec: RunSpec) -> Path:
     Raises:
         RuntimeError: if the pretraining fails or ends without that checkpoint.
     """
-    ckpt = _last_checkpoint(ctx, spec)
-    if ckpt is not None:
+    root, last = spec.run_dir / "pretrain", ctx.budget.pretrain_epochs - 1
+    if (ckpt := epoch_checkpoints(root).get(last)) is not None:
         return ckpt
     spec.run_dir.mkdir(parents=True, exist_ok=True)
-    log = spec.run_dir / "pretrain_attempts.json"
-    attempts = close_attempts(log, spec.run_dir / "pretrain")
+    rec.close_attempts(root)
     t0, cpu0 = time.time(), _children_cpu()
-    attempts.append({"start": t0})
-    log.write_text(json.dumps(attempts))
+    rec.attempts.append({"start": t0})
+    rec.save(spec.run_dir / "result.json")
     try:
         run_cli("pretrain", ctx.config_dir, spec.config, hydra_args(spec.overrides),
                 spec.run_dir / "pretrain.log", ctx.status)
     finally:
-        attempts[-1].update(wall=time.time() - t0, cpu=_children_cpu() - cpu0)
-        log.write_text(json.dumps(attempts))
-    ckpt = _last_checkpoint(ctx, spec)
-    if ckpt is None:
+        rec.attempts[-1].update(wall=time.time() - t0, cpu=_children_cpu() - cpu0)
+        rec.save(spec.run_dir / "result.json")
+    if (ckpt := epoch_checkpoints(root).get(last)) is None:
         raise RuntimeError(f"{spec.label} seed {spec.seed}: pretraining ended without its "
                            "last checkpoint")
-    cpu = [a.get("cpu") for a in attempts]
-    (spec.run_dir / "pretrain_seconds.json").write_text(json.dumps(
-        {"wall": sum(a["wall"] for a in attempts),
-         "cpu": None if None in cpu else sum(cpu), "attempts": len(attempts)}))
     return ckpt
 
 
-def close_attempts(log: Path, run_root: Path) -> list[dict[str, Any]]:
-    """The launches recorded in ``log``; one killed before it could record its end (kill -9,
-    a lost machine) is given the wall time up to its last write under ``run_root`` (a lower
-    bound) and no CPU time."""
-    attempts = json.loads(log.read_text()) if log.is_file() else []
-    for a in attempts:
-        if "wall" not in a:
-            writes = [f.stat().st_mtime for f in run_root.rglob("*") if f.is_file()]
-            a.update(wall=max([a["start"], *writes]) - a["start"], cpu=None)
-    return attempts
+def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
+            log: Path, status: Callable[[str], None] | None = None) -> None:
+    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; with
+    ``status``, the child's training step is passed to it as "step s/total" every 2 s
+    (through the child's :class:`~cvr_solo.launch.progress.StepFile`).
+
+    Raises:
+        RuntimeError: with the log's last lines, if it fails.
+    """
+    from cvr_solo.common.progress_file import PROGRESS_FILE_ENV, read_step_file
+
+    cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
+           "--config-name", config_name, *overrides]
+    steps = log.with_name(log.stem + ".step")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", PROGRESS_FILE_ENV: str(steps)}
+    with log.open("a") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        while True:
+            try:
+                proc.wait(timeout=2.0)
+                break
+            except subprocess.TimeoutExpired:
+                seen = read_step_file(steps) if status is not None else None
+                if seen is not None:
+                    status(f"step {seen[0]}/{seen[1] or '?'}")
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+    if proc.returncode != 0:
+        tail = log.read_text().splitlines()[-25:]
+        raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
+                           f"{log}:\n" + "\n".join(tail))
 
 
-def evaluate(ctx: Context, spec: RunSpec, checkpoint: Path) -> RunResult:
-    """kNN, probe and corruption suite of ``checkpoint``, with the run's cost and curves
-    (its metrics.csv files) -> result.json.
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far: a cost figure
+    that a loaded machine inflates far less than wall time."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
+    """Cost (median step time and images/s, peak memory) and per-step curves (loss, R, R above
+    its floor, the ``diag_*`` diagnostics) from the metrics.csv files of a pretraining run.
+
+    A step logged by two launches (a resumed run redoes the steps after its last checkpoint)
+    counts once, with the later launch's value; peak memory is the maximum over every launch.
+    """
+    import pandas as pd
+
+    files = sorted(root.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    rows = pd.concat([pd.read_csv(f, float_precision="round_trip") for f in files] or
+                     [pd.DataFrame({"step": []})], ignore_index=True)
+
+    def per_step(key: str) -> pd.Series:
+        if key not in rows:
+            return pd.Series(dtype=float)
+        logged = rows.dropna(subset=[key]).drop_duplicates("step", keep="last")
+        return logged.set_index(logged["step"].astype(int))[key].sort_index()
+
+    def finite(s: pd.Series, how: str) -> float | None:
+        s = s[s.abs() != float("inf")].dropna()
+        return float(getattr(s, how)()) if len(s) else None
+
+    cost = {"step_time": finite(per_step("train_step_time"), "median"),
+            "images_per_sec": finite(per_step("train_images_per_sec"), "median"),
+            **{k: finite(rows.get(k, pd.Series(dtype=float)), "max")
+               for k in ("peak_rss_mib", "peak_gpu_mem_mib")}}
+    keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
+            "residual_above_floor": "train_residual_above_floor_step",
+            **{k[len(DIAG_PREFIX):]: k for k in DIAG_KEYS}}
+    curves: dict[str, list] = {}
+    for name, key in keys.items():
+        s = per_step(key)
+        curves[name], curves[f"{name}_step"] = s.tolist(), s.index.tolist()
+    curves["step"] = curves["loss_step"]
+    return cost, curves
+
+
+def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> RunResult:
+    """kNN, probe and corruption suite of ``checkpoint`` and the run's cost and curves, into
+    ``rec`` (saved: the run is finished).
 
     Returns:
-        The run's :class:`~cvr_solo.bench.result.RunResult`.
+        ``rec``, evaluated.
     """
     from cvr_solo.bench.evaluate import evaluate_run
 
     t0, cpu0 = time.time(), time.process_time()
-    scores = evaluate_run(checkpoint, ctx.train_set(spec.train_dir), ctx.val_set(),
-                          ctx.corruption_idx(), ctx.budget.severities, ctx.device,
-                          progress=ctx.progress, precision=ctx.budget.precision)
-    cost, curves = cost_and_curves(spec.run_dir / "pretrain", spec.method)
-    secs = spec.run_dir / "pretrain_seconds.json"
-    pre = json.loads(secs.read_text()) if secs.is_file() else {}
-    result = RunResult(
-        label=spec.label, method=spec.method, method_kwargs=dict(spec.method_kwargs),
-        seed=spec.seed, pretrain_checkpoint=str(checkpoint),
-        pretrain_seconds=pre.get("wall"), pretrain_cpu_seconds=pre.get("cpu"),
-        pretrain_attempts=pre.get("attempts", 1), evaluate_seconds=time.time() - t0,
-        evaluate_cpu_seconds=time.process_time() - cpu0, cost=cost, curves=curves,
-        **scores.to_dict())
-    result.save(spec.run_dir / "result.json")
-    return result
+    val, corruption_idx = ctx.val_set()
+    scores = evaluate_run(checkpoint, ctx.train_set(spec.train_dir), val, corruption_idx,
+                          ctx.budget.severities, ctx.device, progress=ctx.progress,
+                          precision=ctx.budget.precision)
+    rec.cost, rec.curves = cost_and_curves(spec.run_dir / "pretrain", spec.method)
+    for key, value in scores.to_dict().items():
+        setattr(rec, key, value)
+    rec.pretrain_checkpoint = str(checkpoint)
+    rec.evaluate_seconds = time.time() - t0
+    rec.evaluate_cpu_seconds = time.process_time() - cpu0
+    rec.close_attempts(spec.run_dir / "pretrain")
+    rec.save(spec.run_dir / "result.json")
+    return rec
 
 
 def reference_args(cfg: Any) -> dict[str, Any]:
@@ -245,43 +288,32 @@ def reference_key(ctx: Context, run_args: dict[str, Any]) -> dict[str, Any]:
     return {"data": str(ctx.data.resolve()), "subset": b.subset, "val_subset": b.val_subset,
             "corruption_subset": b.corruption_subset, "severities": list(b.severities),
             "precision": b.precision, "backbone": bb["name"],
-            "backbone_kwargs": bb.get("kwargs") or {}, "subset_draw": SUBSET_DRAW}
-
-
-def cached_reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores] | None:
-    """The rows of ``<out>/reference.json`` if its key is :func:`reference_key`, else None."""
-    path = ctx.out / "reference.json"
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    if saved["key"] != reference_key(ctx, run_args):
-        return None
-    return {name: Scores.from_dict(row, source=f"{path} ({name})")
-            for name, row in saved["rows"].items()}
+            "backbone_kwargs": bb.get("kwargs") or {}}
 
 
 def reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores]:
     """The reference rows (raw pixels; an untrained backbone of the runs' architecture and
     stem, from :func:`reference_args` of their composed config), computed once per data set
-    and budget, before the first run, on the train subset drawn with seed 0.
+    and budget (reference.json, reused while its key is :func:`reference_key`), on the train
+    subset drawn with seed 0.
 
     Returns:
-        Row name -> :class:`~cvr_solo.bench.result.Scores`, also in reference.json.
+        Row name -> :class:`~cvr_solo.bench.result.Scores`.
     """
     from cvr_solo.bench.evaluate import reference_rows
 
-    rows = cached_reference(ctx, run_args)
-    if rows is not None:
-        return rows
+    path, key = ctx.out / "reference.json", reference_key(ctx, run_args)
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    if saved.get("key") == key:
+        return {name: Scores.from_dict(row, source=f"{path} ({name})")
+                for name, row in saved["rows"].items()}
     folder = draw_subset(ctx, 0, ctx.out / "data" / "reference")
     aug, bb = run_args["augmentations"][0], run_args["backbone"]
     t0 = time.time()
-    rows = reference_rows(ctx.train_set(folder), ctx.val_set(), ctx.corruption_idx(),
-                          ctx.budget.severities, bb["name"], dict(bb.get("kwargs") or {}),
-                          aug["mean"], aug["std"], ctx.device, ctx.progress,
-                          ctx.budget.precision)
-    (ctx.out / "reference.json").write_text(json.dumps(
-        {"key": reference_key(ctx, run_args),
-         "rows": {name: row.to_dict() for name, row in rows.items()},
-         "seconds": time.time() - t0}, indent=1))
+    val, corruption_idx = ctx.val_set()
+    rows = reference_rows(ctx.train_set(folder), val, corruption_idx, ctx.budget.severities,
+                          bb["name"], dict(bb.get("kwargs") or {}), aug["mean"], aug["std"],
+                          ctx.device, ctx.progress, ctx.budget.precision)
+    path.write_text(json.dumps({"key": key, "rows": {n: r.to_dict() for n, r in rows.items()},
+                                "seconds": time.time() - t0}, indent=1))
     return rows
