@@ -193,3 +193,15 @@ def test_an_out_made_with_other_settings_is_not_mixed_with_new_runs(tmp_path):
     (tmp_path / "bench.json").write_text(json.dumps(header))
     run._check_reuse(tmp_path, header)
     assert json.loads((tmp_path / "bench.json").read_text())["small_stem"] is True
+
+
+def test_a_record_of_another_version_is_refused_naming_its_file(tmp_path):
+    """A result.json from before the one record (pretrain_seconds.json beside it) is not
+    read as a finished run: the bench stops and names the file and the keys."""
+    old = {"label": "byol", "method": "byol", "seed": 5, "clean": 80.0, "knn_acc1": 70.0,
+           "pretrain_seconds": 10.0, "pretrain_cpu_seconds": 5.0, "pretrain_attempts": 1}
+    (tmp_path / "result.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match=r"result.json is not a RunResult of this cvr-solo "
+                       r"version \(unknown keys \['pretrain_attempts', 'pretrain_cpu_seconds', "
+                       r"'pretrain_seconds'\], missing keys \[\]\)"):
+        RunResult.load(tmp_path / "result.json")

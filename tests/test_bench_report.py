@@ -134,7 +134,7 @@ def test_paired_differences_with_t_interval_by_hand():
 def test_report_numbers_reference_rows_and_plots(tmp_path):
     header = {"budget": "smoke", "pretrain_epochs": 2, "batch_size": 64, "seeds": "5,6,7",
               "subset": 1000, "val_subset": None, "corruption_subset": 500,
-              "severities": [3], "augmentations": "asymmetric", "device": "cpu",
+              "severities": [3], "small_stem": True, "augmentations": "asymmetric", "device": "cpu",
               "precision": "32", "machine": "x86_64, 2 CPUs",
               "command": "cvr-solo bench --data d --out o"}
     write_outputs(tmp_path, RESULTS, header, REFERENCE)

@@ -1,18 +1,11 @@
-"""Evaluation of frozen backbones for the benchmark: kNN, a linear probe on frozen features
-(also under corruptions), and the reference rows (raw pixels, an untrained backbone).
-
-Features of the train and validation images are computed once per backbone and shared by kNN
-and the probe. Needs solo-learn (its backbones and kNN classifier). Robustness follows the
-paper's claim (Lee et al. 2021, Sec. 5.3): the probe trained on clean images is evaluated on a
-corrupted copy of (a fixed subset of) the validation set, CIFAR-10-C style, computed on the
-fly with fixed noise.
-"""
+"""Evaluation of frozen backbones for the benchmark: kNN and a linear probe on their features
+(computed once per backbone), the probe also on corrupted copies of a fixed validation subset
+(CIFAR-10-C style, fixed noise; the robustness claim of Lee et al. 2021, Sec. 5.3), and the
+reference rows (raw pixels, an untrained backbone). Needs solo-learn."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -65,24 +58,12 @@ def run_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
                                     run_args["method"], run_args["data"]["dataset"]).eval()
 
 
-@contextlib.contextmanager
-def autocast_for(precision: str, device: torch.device) -> Iterator[None]:
-    """bf16 autocast on ``device`` for a Lightning precision name with "bf16" in it
-    (``bf16-mixed``), nothing otherwise: the evaluation runs at the pretraining's precision.
-
-    Example:
-        >>> with autocast_for("bf16-mixed", torch.device("cpu")):
-        ...     (torch.ones(2, 2) @ torch.ones(2, 2)).dtype
-        torch.bfloat16
-    """
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision)):
-        yield
-
-
 def _forward(backbone: nn.Module, x: torch.Tensor, device: torch.device, precision: str
              ) -> torch.Tensor:
+    """Float32 features of ``x``, channels-last, under bf16 autocast for a ``bf16`` precision
+    (the evaluation runs at the pretraining's precision)."""
     x = x.to(device).contiguous(memory_format=torch.channels_last)
-    with autocast_for(precision, device):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision)):
         return backbone(x).float().cpu()
 
 
@@ -90,8 +71,7 @@ def _forward(backbone: nn.Module, x: torch.Tensor, device: torch.device, precisi
 def features(backbone: nn.Module, images: torch.Tensor, mean: Sequence[float],
              std: Sequence[float], device: torch.device, batch_size: int = 512,
              precision: str = "32") -> torch.Tensor:
-    """Backbone features (float32) of [0, 1] images normalised with (mean, std), computed
-    channels-last and, for a ``bf16`` precision, under bf16 autocast."""
+    """Backbone features of [0, 1] images normalised with (mean, std) (:func:`_forward`)."""
     norm = transforms.Normalize(list(mean), list(std))
     return torch.cat([_forward(backbone, norm(images[i:i + batch_size]), device, precision)
                       for i in range(0, len(images), batch_size)])
@@ -123,8 +103,9 @@ def probe_accuracy_under_corruptions(
 ) -> dict[str, Any]:
     """Top-1 (%) of backbone + probe on clean ``val`` and on every (corruption, severity).
 
-    Returns {"clean": acc, "corruptions": {name: [acc per severity]}, "mean_corruption":
-    mean over all, "relative_drop": (clean - mean_corruption) / clean}.
+    Returns:
+        ``{"clean", "corruptions": {name: [per severity]}, "severities", "mean_corruption"
+        (over all), "relative_drop": (clean - mean_corruption) / clean}``.
     """
     norm = transforms.Normalize(list(mean), list(std))
     backbone = backbone.to(device).eval()
@@ -178,34 +159,19 @@ def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
                       mean: Sequence[float], std: Sequence[float], device: str,
                       progress: bool = True, precision: str = "32") -> Scores:
     """:func:`knn_and_probe`, then the probe on corrupted copies of ``val[corruption_idx]``
-    (corruption noise seeded with 0, the same for every run).
+    (noise seeded with 0, the same for every run).
 
     Returns:
-        The :class:`~cvr_solo.bench.result.Scores`; ``relative_drop`` is against the clean
-        accuracy of the corruption subset.
+        The :class:`~cvr_solo.bench.result.Scores` (``relative_drop`` against the clean
+        accuracy of the corruption subset).
     """
     knn, clean, probe = knn_and_probe(backbone, train, val, mean, std, device, precision)
     sub = ImageSet(val.images[corruption_idx], val.labels[corruption_idx])
     robust = probe_accuracy_under_corruptions(backbone, probe, sub, mean, std,
-                                              torch.device(device), seed=0,
-                                              severities=severities, progress=progress,
-                                              precision=precision)
-    return Scores(knn_acc1=knn, clean=clean, clean_corruption_subset=robust["clean"],
-                  corruptions=robust["corruptions"], severities=robust["severities"],
-                  mean_corruption=robust["mean_corruption"],
-                  relative_drop=robust["relative_drop"], corruption_images=len(sub.images))
-
-
-def evaluate_run(pretrain_ckpt: str | Path, train: ImageSet, val: ImageSet,
-                 corruption_idx: torch.Tensor, severities: Sequence[int], device: str,
-                 progress: bool = True, precision: str = "32") -> Scores:
-    """:func:`evaluate_backbone` of the backbone in a ``cvr-solo pretrain`` checkpoint,
-    normalised with its run's mean and std."""
-    args = json.loads((Path(pretrain_ckpt).parent / "args.json").read_text())
-    aug = args["augmentations"][0]
-    return evaluate_backbone(run_backbone(args, pretrain_ckpt), train, val, corruption_idx,
-                             severities, aug["mean"], aug["std"], device, progress,
-                             precision)
+                                              torch.device(device), severities=severities,
+                                              progress=progress, precision=precision)
+    return Scores(knn_acc1=knn, clean=clean, clean_corruption_subset=robust.pop("clean"),
+                  corruption_images=len(sub.images), **robust)
 
 
 def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Module:

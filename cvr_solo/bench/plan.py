@@ -1,9 +1,6 @@
-"""The benchmark's shape, as data: budgets, the methods and seeds asked for, and one
-:class:`RunSpec` per (method, seed) with its pretraining overrides kept as a dict.
-
-Pure: nothing here touches the disk, solo-learn or torch. :func:`hydra_args` turns an override
-dict into Hydra's ``key=value`` strings, in one place.
-"""
+"""The benchmark's shape, as data: budgets, the evaluation protocol, the methods and seeds
+asked for, and one :class:`RunSpec` per (method, seed) with its pretraining overrides (Hydra
+strings by :func:`hydra_args`). Pure: no disk, solo-learn or torch."""
 
 from __future__ import annotations
 
@@ -20,18 +17,14 @@ __all__ = ["BUDGETS", "PROTOCOL", "Budget", "Protocol", "RunSpec", "describe_bud
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    """How every frozen backbone is evaluated, the same for every budget; the evaluation
-    (bench/evaluate.py) uses it and the report prints it. Image counts are the budget's.
+    """How every frozen backbone is evaluated (bench/evaluate.py; the report prints it).
 
     Attributes:
         knn_k / knn_temperature: weighted kNN (Wu et al. 2018) on cosine similarity.
-        probe_weight_decays / probe_holdout / probe_max_iter: the linear probe, multinomial
-            logistic regression on standardised features by full-batch L-BFGS, its L2 weight
-            chosen from ``probe_weight_decays`` by top-1 on a class-balanced held-out
-            ``probe_holdout`` of the training images, then refit on all of them. One fixed
-            weight favours some feature spectra: on the C-BYOL features of a `cpu` run
-            it fit 91 % of the training images and 75 % of the validation ones, against 86 /
-            81 % for BYOL's (docs/baselines-small-budget-byol.md, "The probe").
+        probe_weight_decays / probe_holdout / probe_max_iter: the linear probe
+            (bench/probe.py), its L2 weight chosen by top-1 on a class-balanced held-out
+            ``probe_holdout`` of the training images, then refit on all. One fixed weight
+            favours some feature spectra (docs/baselines-small-budget-byol.md, "The probe").
     """
 
     knn_k: int = 20
@@ -41,12 +34,7 @@ class Protocol:
     probe_max_iter: int = 200
 
     def describe(self) -> str:
-        """One sentence for the report.
-
-        Example:
-            >>> Protocol().describe().split(" and ")[0]
-            'kNN (k=20, cosine, T=0.07)'
-        """
+        """One sentence for the report."""
         decays = ", ".join(f"{w:g}" for w in self.probe_weight_decays)
         return (f"kNN (k={self.knn_k}, cosine, T={self.knn_temperature:g}) and a linear probe "
                 f"(L-BFGS logistic regression, {self.probe_max_iter} iterations, weight decay "
@@ -93,23 +81,17 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     # a pipeline check on CPU: 3 seeds x 6 runs in about 30 min on 2 idle cores with native
-    # bf16 (measured: docs/benchmarks.md, "Smoke budget, 3 seeds"); bf16 like the GPU
-    # budgets, fp32 (about 2.5x slower) on a CPU without it. The pretraining is short; probe
-    # and kNN still see all 10k validation images
+    # bf16 (docs/benchmarks.md, "Smoke budget, 3 seeds"); fp32 on a CPU without it
     "smoke": Budget(subset=1000, val_subset=None, corruption_subset=500, severities=(3,),
                     pretrain_epochs=2, batch_size=64, device="cpu", precision="bf16-mixed",
                     num_workers=1, log_every=1, diag_every=4, diag_images=128),
-    # the CPU ranking budget (issues #16 and #23; how it was sized: docs/cpu-budget-notes.md):
-    # the ImageNet stem at 32 px (about 5x cheaper per view than the small stem), 10k images
-    # x 20 epochs = 1,560 steps at batch 128 with the warm-up cosine of the whole run, bf16
-    # mixed precision (1.3-1.75x the views/s of fp32 since the loader change of #23; fp32 on
-    # a CPU without native bf16); kNN bank and probe on the same 10k, all 10k val images
+    # the CPU ranking budget (issues #16, #23; sized in docs/cpu-budget-notes.md): ImageNet
+    # stem at 32 px (about 5x cheaper per view), 10k images x 20 epochs = 1,560 steps
     "cpu": Budget(subset=10000, val_subset=None, corruption_subset=1000, severities=(3,),
                   pretrain_epochs=20, batch_size=128, device="cpu", precision="bf16-mixed",
                   num_workers=1, log_every=10, diag_every=52, diag_images=256,
                   small_stem=False),
-    # one H100, about 20 minutes for five methods plus evaluation (a FLOP estimate, written
-    # out in docs/usage.md, "The gpu budget"): all 60k/10k images, bf16 mixed precision
+    # one H100, about 20 minutes for five methods (docs/usage.md, "The gpu budget")
     "gpu": Budget(subset=None, val_subset=None, corruption_subset=2000,
                   severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
@@ -123,12 +105,7 @@ BUDGETS: dict[str, Budget] = {
 
 
 def describe_budget(name: str) -> str:
-    """One line of what a budget gives every method, read off :data:`BUDGETS`.
-
-    Example:
-        >>> describe_budget("smoke").split(":")[0]
-        'smoke'
-    """
+    """One line of what the budget ``name`` gives every method (:data:`BUDGETS`)."""
     b = BUDGETS[name]
 
     def count(n: int | None, what: str) -> str:
@@ -144,19 +121,11 @@ def describe_budget(name: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One pretraining run of the benchmark.
-
-    Attributes:
-        label: the method as asked (``c_byol@b_view=other``), the report's row name.
-        method: its key in :data:`cvr_solo.common.catalog.METHODS`.
-        method_kwargs: CEB overrides given on the command line (strings, typed by Hydra).
-        seed: drives the subset draw, the initialisation and the augmentation.
-        run_dir: ``<out>/runs/<label>/seed-<seed>``.
-        train_dir: the seed's class-balanced train subset (or the full train folder).
-        config: the pretrain config file name.
-        overrides: Hydra overrides of ``cvr-solo pretrain``; a ``++`` key may be absent
-            from the config.
-    """
+    """One pretraining run: ``label`` the row name (``c_byol@b_view=other``), ``method`` its
+    catalog key, ``method_kwargs`` its CEB overrides (strings, typed by Hydra), ``seed`` (the
+    subset, initialisation and augmentation), ``run_dir`` (``<out>/runs/<label>/seed-<seed>``),
+    ``train_dir`` (its train subset), ``config`` (the pretrain config file) and ``overrides``
+    of ``cvr-solo pretrain`` (a ``++`` key may be absent from the config)."""
 
     label: str
     method: str
@@ -256,24 +225,15 @@ def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequ
     whole seeds.
 
     Args:
-        methods: from :func:`parse_methods`.
-        seeds: from :func:`parse_seeds`.
+        methods / seeds: from :func:`parse_methods` / :func:`parse_seeds`.
         budget: the budget.
-        out: the benchmark's output folder.
-        data: the image folder with train/ and val/.
+        out / data: the output folder; the image folder with train/ and val/.
         augmentations: an augmentation config of every method, or 'native'.
         dali: read the training images with NVIDIA DALI.
-        keep_checkpoints: keep every epoch's checkpoint (``checkpoint.keep_prev``), e.g. for
-            benchmarks/frontier.py; by default only the last one is kept.
+        keep_checkpoints: keep every epoch's checkpoint, not only the last (frontier.py).
 
     Returns:
-        The run specs.
-
-    Example:
-        >>> specs = plan_runs([("byol", "byol", {})], [5, 6], BUDGETS["smoke"], Path("o"),
-        ...                   Path("d"))
-        >>> [(s.label, s.seed, s.overrides["seed"]) for s in specs]
-        [('byol', 5, 5), ('byol', 6, 6)]
+        The run specs, seed after seed.
     """
     accel = "cpu" if budget.device == "cpu" else "gpu"
     warmup = min(10, round(budget.pretrain_epochs / 10))  # a tenth of the run, at most 10

@@ -209,20 +209,17 @@ def flags(results: Sequence[RunResult],
     return out
 
 
-def _stem(h: Mapping[str, Any]) -> str:
-    return "small-image (3x3, stride 1)" if h.get("small_stem", True) else "ImageNet (7x7/2 + pool)"
-
-
 def report_header(h: Mapping[str, Any]) -> str:
     """The report's first lines from bench.json's header: budget, data, evaluation sizes,
     machine, command."""
-    sev = ",".join(map(str, h.get("severities") or ()))
+    sev = ",".join(map(str, h["severities"]))
+    stem = "small-image (3x3, stride 1)" if h["small_stem"] else "ImageNet (7x7/2 + pool)"
     return "\n".join([
         "# cvr-solo benchmark", "",
         f"Budget `{h['budget']}`: {h['pretrain_epochs']} pretraining epochs at batch "
         f"{h['batch_size']} on {h['subset'] or 'all'} class-balanced train images per seed "
         f"(seeds {h['seeds']}; the seed draws the subset, the initialisation and the "
-        f"augmentation), ResNet {_stem(h)} stem, augmentations `{h['augmentations']}`, "
+        f"augmentation), ResNet {stem} stem, augmentations `{h['augmentations']}`, "
         f"device {h['device']} (precision {h['precision']}). Evaluation: "
         f"{PROTOCOL.describe()} on frozen backbone features, on {h['val_subset'] or 'all'} "
         f"validation images; the corruption suite on a fixed class-balanced subset of "

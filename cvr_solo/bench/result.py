@@ -1,10 +1,7 @@
-"""The benchmark's records: :class:`Scores` of one frozen backbone under the evaluation protocol,
-and :class:`RunResult`, the one record of a run (runs/LABEL/seed-S/result.json) that every stage
-reads and writes: its pretraining launches, then its scores, cost and curves.
-
-Both are flat JSON, read back with a check of their keys, so that a record of another version
-of the bench fails with its file's name instead of a ``KeyError`` in the report.
-"""
+"""The benchmark's records, flat JSON read back with a check of their keys (a record of another
+version fails with its file's name): :class:`Scores` of one frozen backbone, and
+:class:`RunResult`, the one record of a run (runs/LABEL/seed-S/result.json) that every stage
+reads and writes."""
 
 from __future__ import annotations
 
@@ -22,10 +19,10 @@ _T = TypeVar("_T", bound="Scores")
 
 @dataclass(kw_only=True)
 class Scores:
-    """Top-1 accuracies (%) of one frozen backbone (bench/evaluate.py).
+    """Top-1 accuracies (%) of one frozen backbone (bench/evaluate.py); None: not evaluated.
 
     Attributes:
-        clean: the linear probe on the clean validation images (None: not evaluated yet).
+        clean: the linear probe on the clean validation images.
         knn_acc1: weighted kNN; None for a row without one (the raw-pixel probe).
         clean_corruption_subset: the probe on the clean images of the corruption subset.
         corruptions: corruption name -> the probe's accuracy at each of ``severities``.
@@ -63,17 +60,20 @@ class Scores:
         """The record in ``data``; keys of no field are an error.
 
         Raises:
-            ValueError: naming ``source`` and the unknown keys.
+            ValueError: naming ``source`` and the keys that are unknown or missing.
 
         Example:
             >>> Scores.from_dict({"clean": 84.2, "knn_acc1": None}).clean
             84.2
         """
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
+        fields = dataclasses.fields(cls)
+        unknown = sorted(set(data) - {f.name for f in fields})
+        missing = [f.name for f in fields if f.name not in data
+                   and f.default is f.default_factory is dataclasses.MISSING]
+        if unknown or missing:
             raise ValueError(f"{source} is not a {cls.__name__} of this cvr-solo version "
-                             f"(unknown keys {unknown}): give another --out, or delete it to "
-                             "evaluate again")
+                             f"(unknown keys {unknown}, missing keys {missing}): give another "
+                             "--out, or delete it to evaluate again")
         return cls(**data)
 
 
@@ -137,9 +137,5 @@ class RunResult(Scores):
 
     @classmethod
     def load(cls, path: Path) -> RunResult:
-        """The record written by :meth:`save`.
-
-        Raises:
-            ValueError: if ``path`` holds another version's record.
-        """
+        """The record written by :meth:`save` (ValueError: another version's)."""
         return cls.from_dict(json.loads(path.read_text()), source=str(path))

@@ -3,15 +3,12 @@
     cvr-solo bench --data DIR --methods simclr,c_simclr,byol,c_byol,barlow_twins \\
         --budget smoke|gpu|full --seeds 5,6,7 --out results/NAME
 
-Each (method, seed) is pretrained through ``cvr-solo pretrain`` (solo-learn underneath) with the
-same backbone, epochs, batch and augmentations; the seed drives the train subset, the
-initialisation and the augmentation. Its frozen backbone's features of the train images and of
-the validation images (all 10k unless restricted) are computed once and give a kNN score and a
-linear probe, which is also evaluated on corrupted copies of a fixed class-balanced validation
-subset. Reference rows (raw pixels; an untrained backbone) are computed once. A method may
-carry CEB overrides: ``c_byol:b_view=other``. Every finished run is written at once
-(runs/LABEL/seed-S/result.json, results.csv, report.md); a relaunch skips finished runs, and a
-pretraining in progress continues from its last checkpoint (solo-learn's AutoResumer).
+One pipeline: each (method, seed) is a :class:`~cvr_solo.bench.plan.RunSpec` and one record
+(runs/LABEL/seed-S/result.json) that the stages (bench/stages.py) fill: pretraining through
+``cvr-solo pretrain`` (resumed from its last checkpoint after an interruption), then kNN, probe
+and corruptions of the frozen backbone. The reference rows are computed once. After each run
+results.csv, report.md and the plots are rewritten from the records; a relaunch skips the
+finished runs.
 """
 
 from __future__ import annotations
@@ -32,19 +29,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from cvr_solo.bench import plan as p
 from cvr_solo.bench import stages
-from cvr_solo.bench.plan import (
-    BUDGETS,
-    Budget,
-    RunSpec,
-    describe_budget,
-    hydra_args,
-    parse_methods,
-    parse_seeds,
-    plan_runs,
-)
+from cvr_solo.bench.plan import BUDGETS, Budget, RunSpec, parse_methods, plan_runs
 from cvr_solo.bench.result import RunResult, Scores
-from cvr_solo.bench.stages import Context, reference_args
 
 #: header keys that must match for an --out's finished runs to be reused
 _FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
@@ -53,7 +41,7 @@ _EXTRA = ("pandas", "tabulate")
 
 
 def _parser() -> argparse.ArgumentParser:
-    budgets = "\n".join("  " + describe_budget(n) for n in BUDGETS)
+    budgets = "\n".join("  " + p.describe_budget(n) for n in BUDGETS)
     parser = argparse.ArgumentParser(
         prog="cvr-solo bench", description=__doc__.split("\n\n")[0],
         epilog=f"budgets (every method gets the same):\n{budgets}\n\n"
@@ -126,12 +114,11 @@ def _budget(args: argparse.Namespace) -> Budget:
 
 
 def cpu_runs_bf16() -> bool:
-    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX), where bf16
-    autocast is faster than fp32; elsewhere it is emulated and slower."""
+    """Whether this CPU has native bf16 (AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
     import torch
 
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return any(getattr(torch.cpu, f, lambda: False)() for f in (
+        "_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,14 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError, FileNotFoundError) as err:
         print(f"cvr-solo bench: error: {err}", file=sys.stderr)
         return 2
-
-
-def _header(args: argparse.Namespace, budget: Budget) -> dict[str, Any]:
-    return {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
-            "methods": args.methods, "augmentations": args.augmentations,
-            "data": str(args.data.resolve()),
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "command": "cvr-solo bench " + shlex.join(args.argv)}
 
 
 def _check_reuse(out: Path, header: dict[str, Any]) -> None:
@@ -178,7 +157,7 @@ def _bench(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # solo-learn's and timm's import-time deprecations
         warnings.simplefilter("ignore")
         require_solo()
-    methods, seeds, budget = parse_methods(args.methods), parse_seeds(args.seeds), _budget(args)
+    methods, seeds, budget = parse_methods(args.methods), p.parse_seeds(args.seeds), _budget(args)
     if budget.device in ("cuda", "gpu"):
         import torch
 
@@ -196,18 +175,21 @@ def _bench(args: argparse.Namespace) -> int:
                       args.keep_checkpoints)
     configs = check_runs(config_dir, specs)  # before anything is written or trained
     out.mkdir(parents=True, exist_ok=True)
-    header = _header(args, budget)
+    header = {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
+              "methods": args.methods, "augmentations": args.augmentations,
+              "data": str(args.data.resolve()),
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+              "command": "cvr-solo bench " + shlex.join(args.argv)}
     _check_reuse(out, header)
-    ctx = Context(budget, out, args.data, config_dir, progress=args.progress)
+    ctx = stages.Context(budget, out, args.data, config_dir, progress=args.progress)
     bar = tqdm(specs, desc="bench", unit="run", disable=not args.progress)
 
-    def show(what: str) -> None:
+    def show(what: str) -> None:  # the stage, and the child's step while it trains
         bar.set_postfix_str(what)
-        ctx.status = (lambda text: bar.set_postfix_str(f"{what}, {text}")) if args.progress \
-            else None
+        ctx.status = (lambda text: bar.set_postfix_str(f"{what}, {text}"))
 
     show("reference rows")
-    reference = stages.reference(ctx, reference_args(configs[specs[0].label]))
+    reference = stages.reference(ctx, stages.reference_args(configs[specs[0].label]))
     results: list[RunResult] = []
     t_start = time.time()
     for spec in bar:
@@ -231,8 +213,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
-    """Composes and validates each label's config with its overrides (the first seed's; the
+    """Composes and validates each label's config with its first seed's overrides (the
     seeds differ only in paths and the seed) before anything trains.
+
+    Args:
+        config_dir: the pretrain configs.
+        specs: the planned runs.
 
     Returns:
         The composed config of each label.
@@ -249,7 +235,7 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
             continue
         try:
             configs[spec.label] = compose_and_validate(config_dir, spec.config,
-                                                       hydra_args(spec.overrides))
+                                                       p.hydra_args(spec.overrides))
         except ConfigError as err:
             raise ConfigError(f"--methods {spec.label}: {err}") from None
     return configs

@@ -1,15 +1,9 @@
-"""The stages of one benchmark run, in the order a run meets them; each reads and writes the
-run's one record (:class:`~cvr_solo.bench.result.RunResult`, runs/LABEL/seed-S/result.json).
-
-- :func:`draw_subset`: a seed's class-balanced train subset (symlinks, made in a temporary
-  folder and renamed: a folder that exists is complete).
-- :func:`pretrain`: ``cvr-solo pretrain`` of one :class:`~cvr_solo.bench.plan.RunSpec` in a
-  child process (solo-learn underneath; an interrupted run resumes from its last checkpoint),
-  each launch recorded in the record -> its final checkpoint.
-- :func:`evaluate`: kNN, probe and corruptions of that checkpoint, with the run's cost and
-  curves from its metrics.csv files -> the record, finished.
-- :func:`reference`: the reference rows, once per data set and budget -> reference.json.
-"""
+"""The stages of one benchmark run, in the order a run meets them, each reading and writing
+the run's one record (:class:`~cvr_solo.bench.result.RunResult`, runs/LABEL/seed-S/result.json):
+:func:`draw_subset` (the seed's train subset), :func:`pretrain` (``cvr-solo pretrain`` in a
+child process, each launch recorded; an interrupted run resumes from its last checkpoint),
+:func:`evaluate` (scores, cost and curves: the run is finished). :func:`reference`: the
+reference rows, once per data set and budget (reference.json)."""
 
 from __future__ import annotations
 
@@ -30,9 +24,6 @@ from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
 from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.common.catalog import METHODS
 from cvr_solo.common.metric_names import DIAG_KEYS, DIAG_PREFIX
-
-__all__ = ["Context", "balanced_subset", "cost_and_curves", "draw_subset", "epoch_checkpoints",
-           "evaluate", "pretrain", "record", "reference", "reference_args", "run_cli"]
 
 
 @dataclass
@@ -73,9 +64,9 @@ class Context:
 
 
 def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
-    """A class-balanced image folder of symlinks into ``src`` (``src`` itself if None): the
-    :func:`~cvr_solo.data.balanced.balanced_indices` draw (``seed``) over its files; an
-    existing ``dst`` is complete (it is built aside and renamed) and reused.
+    """A class-balanced image folder of symlinks into ``src`` (``src`` itself if ``per_class``
+    is None), the :func:`~cvr_solo.data.balanced.balanced_indices` draw (``seed``); built
+    aside and renamed, so an existing ``dst`` is complete and reused.
 
     Raises:
         ValueError: if a class folder has fewer than ``per_class`` images.
@@ -166,9 +157,8 @@ def pretrain(ctx: Context, spec: RunSpec, rec: RunResult) -> Path:
 
 def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
             log: Path, status: Callable[[str], None] | None = None) -> None:
-    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; with
-    ``status``, the child's training step is passed to it as "step s/total" every 2 s
-    (through the child's :class:`~cvr_solo.launch.progress.StepFile`).
+    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; ``status`` gets
+    the child's "step s/total" every 2 s (its :class:`~cvr_solo.launch.progress.StepFile`).
 
     Raises:
         RuntimeError: with the log's last lines, if it fails.
@@ -202,19 +192,16 @@ def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[st
 
 
 def _children_cpu() -> float:
-    """CPU seconds (user + system) of the finished child processes so far: a cost figure
-    that a loaded machine inflates far less than wall time."""
+    """CPU seconds (user + system) of the finished children: a load-proof cost figure."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
 
 def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
     """Cost (median step time and images/s, peak memory) and per-step curves (loss, R, R above
-    its floor, the ``diag_*`` diagnostics) from the metrics.csv files of a pretraining run.
-
-    A step logged by two launches (a resumed run redoes the steps after its last checkpoint)
-    counts once, with the later launch's value; peak memory is the maximum over every launch.
-    """
+    its floor, the ``diag_*`` diagnostics) from a run's metrics.csv files: a step that two
+    launches logged (a resumed run redoes the steps after its checkpoint) counts once, with
+    the later value; peak memory is the maximum over all."""
     import pandas as pd
 
     files = sorted(root.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
@@ -253,13 +240,15 @@ def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> R
     Returns:
         ``rec``, evaluated.
     """
-    from cvr_solo.bench.evaluate import evaluate_run
+    from cvr_solo.bench.evaluate import evaluate_backbone, run_backbone
 
     t0, cpu0 = time.time(), time.process_time()
     val, corruption_idx = ctx.val_set()
-    scores = evaluate_run(checkpoint, ctx.train_set(spec.train_dir), val, corruption_idx,
-                          ctx.budget.severities, ctx.device, progress=ctx.progress,
-                          precision=ctx.budget.precision)
+    args = json.loads((checkpoint.parent / "args.json").read_text())
+    aug = args["augmentations"][0]  # the run's normalisation
+    scores = evaluate_backbone(run_backbone(args, checkpoint), ctx.train_set(spec.train_dir),
+                               val, corruption_idx, ctx.budget.severities, aug["mean"],
+                               aug["std"], ctx.device, ctx.progress, ctx.budget.precision)
     rec.cost, rec.curves = cost_and_curves(spec.run_dir / "pretrain", spec.method)
     for key, value in scores.to_dict().items():
         setattr(rec, key, value)
@@ -272,8 +261,8 @@ def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> R
 
 
 def reference_args(cfg: Any) -> dict[str, Any]:
-    """What the reference rows need of a run's composed config: its backbone and the
-    mean/std of its first crop (the runs of one benchmark share both)."""
+    """What the reference rows need of a run's composed config (the runs share it): its
+    backbone and the mean/std of its first crop."""
     from omegaconf import OmegaConf
 
     backbone = OmegaConf.to_container(cfg.backbone, resolve=True)

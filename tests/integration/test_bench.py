@@ -9,6 +9,8 @@ import math
 
 import pytest
 
+from tests.test_bench_report import unpad
+
 from .helpers import PRETRAIN, run_cli, small_run_overrides
 
 
@@ -65,7 +67,7 @@ def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
     assert len(s1) == len(s2) == 80 and s1 != s2
     ref = json.loads((out / "reference.json").read_text())["rows"]
     assert set(ref) == {"raw pixels (linear probe)", "random resnet18 (untrained)"}
-    md = (out / "report.md").read_text()
+    md = unpad((out / "report.md").read_text())
     assert "| c_byol@beta=0.5 - byol | 2 |" in md and "*reference: raw pixels" in md
     for png in ("accuracy.png", "corruptions.png", "training.png"):
         assert (out / png).stat().st_size > 10_000
