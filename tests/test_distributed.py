@@ -64,3 +64,38 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     res = torch.cat([torch.cat([r["residual"][: B // WORLD] for r in ranks]),
                      torch.cat([r["residual"][B // WORLD:] for r in ranks])])
     assert torch.allclose(res, ref.residual)
+
+
+@pytest.mark.parametrize("world", [1, 3])
+def test_gather_rows_as_rank_1_in_process(monkeypatch, world):
+    """gather_rows' own arithmetic with torch.distributed's collectives stood in for, as rank
+    1 of 3: rows in rank order and this rank's offset; the backward all-reduces the gradient
+    of the concatenation and keeps this rank's rows. With one process: the rows themselves.
+    (The gloo test above runs it across processes, out of a mutation tester's sight.)"""
+    from cvr_solo.ceb.distributed import gather_rows
+
+    others = {0: torch.full((2, 3), 10.0), 2: torch.full((2, 3), 30.0)}
+    from_others = torch.full((2 * world, 3), 0.5)  # what the other ranks add to the gradient
+
+    def all_gather(parts, x):
+        for r, part in enumerate(parts):
+            part.copy_(x if r == 1 else others[r])
+
+    def all_reduce(grad):
+        assert grad.is_contiguous()
+        grad.add_(from_others)
+
+    for name, value in {"is_available": lambda: True, "is_initialized": lambda: True,
+                        "get_world_size": lambda: world, "get_rank": lambda: 1 % world,
+                        "all_gather": all_gather, "all_reduce": all_reduce}.items():
+        monkeypatch.setattr(dist, name, value)
+    x = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    rows, offset = gather_rows(x)
+    if world == 1:
+        assert rows is x and offset == 0
+        return
+    assert offset == 2
+    assert torch.equal(rows, torch.cat([others[0], x.detach(), others[2]]))
+    weight = torch.arange(18.0).reshape(6, 3)
+    (rows * weight).sum().backward()
+    assert torch.equal(x.grad, (weight + from_others)[2:4])

@@ -179,3 +179,20 @@ def test_guard_leaves_beta_zero_exactly_simclr():
     plain = c_simclr_loss(r1, r2, kappa_b=5.0, beta=0.0, sample=False)
     assert beta.item() == 0.0 and guarded.loss.item() == plain.loss.item()
     assert math.isfinite(ratio.item())
+
+
+def test_guarded_beta_is_float32_exact_and_zero_past_the_ratio_one():
+    """In float32 (the usual training dtype), inside an autocast region or not, the guard
+    matches the float64 computation to float32 rounding. Positives farther apart than
+    negatives (A/D > 1) get beta 0, not a negative beta."""
+    r1, r2 = _cap(32, 64, eps=0.05, delta=2.2, seed=5)
+    exact = held_back_beta(1.0, F.normalize(r1, dim=-1), F.normalize(r2, dim=-1), 1024.0, 0.5)
+    for autocast in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            got = guarded_beta(r1.float(), r2.float(), 1.0, 1024.0, 0.5)
+        assert got[0].dtype == torch.float32
+        assert got[0].item() == pytest.approx(exact[0].item(), rel=1e-5)
+        assert got[1].item() == pytest.approx(exact[1].item(), rel=1e-5)
+    h = torch.eye(4, dtype=torch.float64)[:2]
+    beta, ratio = held_back_beta(1.0, h, -h, 1024.0, 0.5)  # A = 4, D = 2
+    assert ratio.item() == pytest.approx(2.0) and beta.item() == 0.0

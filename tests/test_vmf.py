@@ -196,3 +196,33 @@ def test_16bit_locs_sample_in_float32():
     assert w.dtype == torch.float32
     assert z.dtype == torch.float32 and torch.isfinite(z).all()
     assert torch.allclose(z.norm(dim=-1), torch.ones(64), atol=1e-5)
+
+
+def test_a_batch_of_distributions_keeps_its_shape_dtype_and_device():
+    """(2, 3) distributions on S^7 in float64: log_prob and entropy per distribution, the
+    concentration in loc's dtype, all on loc's device (the meta device stands in for a GPU)."""
+    loc = _unit(2, 3, 8, seed=4)
+    p = VonMisesFisher(loc, 10.0, validate_args=True)
+    z = _unit(2, 3, 8, seed=5)
+    expected = log_normalizer(8, 10.0) + 10.0 * (z * loc).sum(-1)
+    assert torch.allclose(p.log_prob(z), expected, rtol=0, atol=1e-12)
+    assert p.entropy().shape == (2, 3) and p.entropy().dtype == torch.float64
+    assert p.concentration.dtype == torch.float64 and float(p.concentration) == 10.0
+    assert repr(p) == "VonMisesFisher(loc: (2, 3, 8), concentration: 10)"
+    with pytest.raises(ValueError, match="value must have last dim d = 8"):
+        p.log_prob(z[..., :4])
+    meta = VonMisesFisher(torch.empty(2, 8, device="meta"), 10.0, validate_args=False)
+    assert meta.concentration.device.type == "meta" and meta.entropy().device.type == "meta"
+
+
+def test_the_support_is_the_unit_sphere_within_the_dtypes_tolerance():
+    sphere = VonMisesFisher.support
+    assert repr(sphere) == "UnitSphere()"
+    z = _unit(2, 3, 8, seed=6)
+    assert sphere.check(z).shape == (2, 3) and bool(sphere.check(z).all())
+    assert not bool(sphere.check(1.001 * z).any())
+    near = (1.001 * z).to(torch.float16)  # off by 1e-3: inside float16's 2e-3, not 1e-4
+    assert bool(sphere.check(near).all())
+    p = VonMisesFisher(_unit(8, seed=7), 10.0, validate_args=True)
+    with pytest.raises(ValueError, match="value"):
+        p.log_prob(2 * z)

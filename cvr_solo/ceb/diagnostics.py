@@ -37,7 +37,8 @@ __all__ = ["embedding_distance_from_kl", "lipschitz_lower_bound",
 
 def residual_floor(d: int, kappa_e: float, kappa_b: float) -> float:
     """min over mu_b of KL(vMF(mu, kappa_e) || vMF(mu_b, kappa_b)), reached at mu_b = mu."""
-    return float(vmf_kl(d, kappa_e, kappa_b, 1.0))
+    return float(vmf_kl(d, check_positive("kappa_e", kappa_e),
+                        check_positive("kappa_b", kappa_b), 1.0))
 
 
 def pair_distances(h1: torch.Tensor, h2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

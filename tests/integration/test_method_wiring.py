@@ -215,6 +215,24 @@ def test_c_simclr_step_feeds_each_views_projection_and_logs_what_the_loss_return
                                                                          rel=1e-4)
 
 
+def test_c_simclr_without_the_guard_trains_at_the_scheduled_beta(tmp_path, monkeypatch):
+    """beta_guard=null: the release's objective, the scheduled beta as a number, no A/D."""
+    import cvr_solo.methods.c_simclr as c_simclr
+
+    model = _method(tmp_path, "c_simclr", ["method_kwargs.proj_hidden_dim=64",
+                                           "method_kwargs.beta_guard=null"])
+    assert model.beta_guard is None
+    seen = _spy(monkeypatch, c_simclr, "c_simclr_loss")
+    guard = _spy(monkeypatch, c_simclr, "guarded_beta")
+    logged: dict = {}
+    monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.training_step(_batch(), 0)
+    assert not guard and seen["beta"] == 1.0 and isinstance(seen["beta"], float)
+    assert "train_align_ratio" not in logged and float(logged["train_beta"]) == 1.0
+
+
 def test_eval_uses_the_mean_and_train_draws_around_it(tmp_path):
     model = _c_byol(tmp_path)
     x = _batch()[1][0]
