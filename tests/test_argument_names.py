@@ -50,3 +50,38 @@ def test_a_bad_argument_is_named_first(function, good, name, bad):
     function(**good)  # the good arguments pass
     with pytest.raises(ValueError, match=rf"^{re.escape(name)} must (be|have)"):
         function(**{**good, name: bad})
+
+
+def _c_byol_args() -> dict:
+    g = torch.Generator().manual_seed(0)
+    unit = [torch.nn.functional.normalize(torch.randn(4, 8, generator=g), dim=-1)
+            for _ in range(6)]
+    return {"p": [torch.randn(4, 8, generator=g) for _ in range(2)],
+            "t": [torch.randn(4, 8, generator=g) for _ in range(2)],
+            "z": unit[:2], "e_loc": unit[2:4], "b_loc": unit[4:]}
+
+
+def test_c_byol_loss_names_the_view_pair_and_the_view():
+    args = _c_byol_args()
+    x = args["p"][0]
+    cases = [(x, "p must be a pair (view 1, view 2) of tensors, got Tensor"),
+             ([x], "p must be a pair (view 1, view 2) of tensors, got list of length 1"),
+             ([torch.ones(4), x], "p[0] must have 2 dims"),
+             ([x, torch.ones(4)], "p[1] must have 2 dims")]
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+            ceb.c_byol_loss(**{**args, "p": bad})
+    with pytest.raises(ValueError, match=r"^p must be a pair .* got Tensor$"):
+        ceb.c_byol_loss(**{**args, "p": x})
+
+
+def test_c_byol_loss_defaults_are_the_releases():
+    """kappa_e 16384, kappa_b 10, beta 1, w 2 when not given (Lee et al. 2021, Sec. 4.2)."""
+    args = _c_byol_args()
+    torch.manual_seed(0)
+    default = ceb.c_byol_loss(**args)
+    torch.manual_seed(0)
+    given = ceb.c_byol_loss(**args, kappa_e=16384.0, kappa_b=10.0, beta=1.0, w=2.0)
+    assert torch.equal(default.loss, given.loss)
+    assert torch.equal(default.residual, given.residual)
+    assert torch.equal(default.regression, given.regression)

@@ -80,10 +80,6 @@ class CBYOL(CEBMixin, BYOL):
         e_cos = mu_e^T z_e."""
         return self._unpack_head(super().forward(X))
 
-    def multicrop_forward(self, X: torch.Tensor) -> dict[str, Any]:
-        """As :meth:`forward`, for small crops."""
-        return self._unpack_head(super().multicrop_forward(X))
-
     def backward_means(self, targets: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """mu_b = l2norm(b(l2norm(t))) for each view's target projection."""
         return [self.backward_encoder(t) for t in targets]

@@ -138,11 +138,22 @@ def test_training_step_logs_the_loss_terms_and_the_projection_spread(tmp_path, m
 
     model = _c_byol(tmp_path)
     logged: dict = {}
-    monkeypatch.setattr(model, "log_dict", lambda metrics, **kw: logged.update(metrics))
+    how: dict = {}  # the keyword arguments of each logging call, by its first metric
+
+    def log_dict(metrics, **kw):
+        logged.update(metrics)
+        how[next(iter(metrics))] = kw
+
+    monkeypatch.setattr(model, "log_dict", log_dict)
+    monkeypatch.setattr(model, "log", lambda name, value, **kw: log_dict({name: value}, **kw))
     from solo.methods.base import BaseMomentumMethod  # BYOL's parent: the shared step
 
     base = _spy(monkeypatch, BaseMomentumMethod, "training_step")
     (_, views, _), seen, _ = _spied_step(model, monkeypatch)
+    # epoch means over every rank; the sampler's failure count: its max over the epoch
+    assert how["train_c_byol_loss"] == {"on_epoch": True, "sync_dist": True}
+    assert how["train_vmf_failures"] == {"on_epoch": True, "reduce_fx": "max", "sync_dist": True}
+    assert float(logged["train_vmf_failures"]) == 0.0
     base_out = base["output"]
     out = seen["output"]
     # the step returns the C-BYOL loss plus the online and momentum classifiers' losses
