@@ -16,7 +16,7 @@ import torch.nn as nn
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
-from cvr_solo.bench.plan import PROTOCOL, Protocol
+from cvr_solo.bench.plan import PROTOCOL
 from cvr_solo.bench.probe import Probe, probe_accuracy, select_probe
 from cvr_solo.bench.result import Scores
 from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt
@@ -95,7 +95,7 @@ def knn_accuracy(train_feats: torch.Tensor, train_labels: torch.Tensor,
 @torch.no_grad()
 def probe_accuracy_under_corruptions(
     backbone: nn.Module, probe: nn.Module, val: ImageSet, mean: Sequence[float],
-    std: Sequence[float], device: torch.device, seed: int = 0, batch_size: int = 256,
+    std: Sequence[float], device: torch.device, batch_size: int = 256,
     corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
     progress: bool = True, precision: str = "32",
 ) -> dict[str, Any]:
@@ -111,8 +111,8 @@ def probe_accuracy_under_corruptions(
     for start in range(0, len(val.images), batch_size):
         x, y = val.images[start:start + batch_size], val.labels[start:start + batch_size]
         for name, sev in keys:
-            # a per-batch seed: deterministic, and different noise for each batch
-            xc = x if name == "clean" else corrupt(x, name, sev, seed=seed * 100003 + start)
+            # seeded per batch: deterministic, and different noise for each batch
+            xc = x if name == "clean" else corrupt(x, name, sev, seed=start)
             pred = probe(_forward(backbone, norm(xc), device, precision)).argmax(1)
             correct[(name, sev)] += int((pred == y).sum())
             bar.update(len(x))
@@ -126,19 +126,17 @@ def probe_accuracy_under_corruptions(
 
 
 def knn_and_probe(backbone: nn.Module, train: ImageSet, val: ImageSet, mean: Sequence[float],
-                  std: Sequence[float], device: str, precision: str = "32",
-                  protocol: Protocol = PROTOCOL) -> tuple[float, float, Probe]:
+                  std: Sequence[float], device: str, precision: str = "32"
+                  ) -> tuple[float, float, Probe]:
     """(kNN top-1, probe top-1, the probe) on ``val`` of a frozen backbone run at
-    ``precision``, with ``train`` the kNN bank and the probe's training set; the features are
-    computed once, probe and kNN are float32."""
+    ``precision``, with ``train`` the kNN bank and the probe's training set (:data:`PROTOCOL`;
+    the features computed once, probe and kNN in float32)."""
     dev = torch.device(device)
     backbone = backbone.to(dev, memory_format=torch.channels_last).eval()
     f_train, f_val = (features(backbone, s.images, mean, std, dev, precision=precision)
                       for s in (train, val))
-    knn = knn_accuracy(f_train, train.labels, f_val, val.labels, k=protocol.knn_k,
-                       temperature=protocol.knn_temperature)
-    probe, _ = select_probe(f_train, train.labels, protocol.probe_weight_decays,
-                            protocol.probe_holdout, protocol.probe_max_iter)
+    knn = knn_accuracy(f_train, train.labels, f_val, val.labels)
+    probe, _ = select_probe(f_train, train.labels)
     return knn, probe_accuracy(probe, f_val, val.labels), probe
 
 
