@@ -37,8 +37,7 @@ def load_image_folder(root: str | Path) -> ImageSet:
 
 
 def load_validation(root: str | Path, n: int | None) -> ImageSet:
-    """The validation images of probe and kNN: the class-balanced draw (seed 0) of ``n``
-    images of ``root`` (all when None), the same for every run and tool."""
+    """The class-balanced draw (seed 0) of ``n`` images of ``root`` (None: all)."""
     from cvr_solo.data.balanced import balanced_indices
 
     full = load_image_folder(root)
@@ -47,8 +46,8 @@ def load_validation(root: str | Path, n: int | None) -> ImageSet:
 
 
 def run_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
-    """A pretrain run's backbone (``run_args``: its args.json) from ``checkpoint``, built and
-    checked as ``cvr-solo linear`` does."""
+    """A run's backbone (``run_args``: its args.json) from ``checkpoint``, as ``cvr-solo
+    linear`` builds it."""
     from cvr_solo.launch.linear import load_pretrained_backbone
 
     bb = run_args["backbone"]
@@ -58,8 +57,8 @@ def run_backbone(run_args: dict[str, Any], checkpoint: str | Path) -> nn.Module:
 
 def _forward(backbone: nn.Module, x: torch.Tensor, device: torch.device, precision: str
              ) -> torch.Tensor:
-    """Float32 features of ``x``, channels-last, under bf16 autocast for a ``bf16`` precision
-    (the evaluation runs at the pretraining's precision)."""
+    """Float32 features of ``x``, under bf16 autocast for a ``bf16`` precision (the
+    pretraining's)."""
     x = x.to(device).contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled="bf16" in str(precision)):
         return backbone(x).float().cpu()
@@ -99,9 +98,8 @@ def probe_accuracy_under_corruptions(
     corruptions: Sequence[str] = CORRUPTIONS, severities: Sequence[int] = SEVERITIES,
     progress: bool = True, precision: str = "32",
 ) -> dict[str, Any]:
-    """Top-1 (%) of backbone + probe on clean ``val`` and on every (corruption, severity):
-    ``{"clean", "corruptions": {name: [per severity]}, "severities", "mean_corruption" (over
-    all), "relative_drop": (clean - mean_corruption) / clean}``."""
+    """Top-1 (%) of backbone + probe on clean ``val`` and on every (corruption, severity), as
+    the keys of :class:`Scores` with "clean" for ``clean_corruption_subset``."""
     norm = transforms.Normalize(list(mean), list(std))
     backbone = backbone.to(device).eval()
     keys = [("clean", 0)] + [(c, s) for c in corruptions for s in severities]
@@ -156,8 +154,7 @@ def evaluate_backbone(backbone: nn.Module, train: ImageSet, val: ImageSet,
 
 
 def random_backbone(name: str, kwargs: dict[str, Any], seed: int = 0) -> nn.Module:
-    """solo-learn's backbone ``name`` (``kwargs``, e.g. ``small_stem``) at its random
-    initialisation under ``seed``, classifier removed."""
+    """solo-learn's backbone ``name`` at its random initialisation, classifier removed."""
     from solo.methods.base import BaseMethod
 
     from cvr_solo.solo.registry import register

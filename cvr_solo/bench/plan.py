@@ -75,12 +75,10 @@ BUDGETS: dict[str, Budget] = {
                   severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
                   diag_every=100, diag_images=512),
-    # for users with more time on one GPU
-    "full": Budget(subset=None, val_subset=None, corruption_subset=None,
-                   severities=(1, 2, 3, 4, 5), pretrain_epochs=100, batch_size=256,
-                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
-                   diag_every=200, diag_images=512),
 }
+# for users with more time on one GPU
+BUDGETS["full"] = dataclasses.replace(BUDGETS["gpu"], corruption_subset=None,
+                                      pretrain_epochs=100, diag_every=200)
 
 
 def describe_budget(name: str) -> str:

@@ -31,7 +31,7 @@ SMOOTH = 10
 
 
 def finite(s: pd.Series) -> pd.Series:
-    """The finite values of ``s`` as floats: missing, non-numeric and infinite ones dropped.
+    """The finite values of ``s`` as floats (missing, non-numeric and infinite ones dropped).
 
     Example:
         >>> finite(pd.Series([1, None, float("inf"), "x", 2.5])).tolist()
@@ -42,8 +42,7 @@ def finite(s: pd.Series) -> pd.Series:
 
 
 def smooth(xs: Sequence[float | None], n: int = SMOOTH) -> list[float]:
-    """Trailing mean over up to ``n`` values, missing ones skipped (R is a one-sample
-    estimate: +-sqrt((d-1)/2) nats).
+    """Trailing mean over up to ``n`` values, missing ones skipped (R, a one-sample estimate).
 
     Example:
         >>> smooth([1.0, 3.0, None, 5.0], 2)
@@ -98,13 +97,9 @@ def write_csv(results: Sequence[RunResult], path: Path) -> None:
 
 def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95
                       ) -> tuple[float, float, float, int]:
-    """(mean, lower, upper, n) of the finite paired differences ``a_i - b_i`` (same seed),
-    with the two-sided Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``;
-    the bounds are nan for n = 1.
-
-    Raises:
-        ValueError: for lengths that differ or are 0, a level outside (0, 1), or no finite
-            difference.
+    """(mean, lower, upper, n) of the finite paired differences ``a_i - b_i`` (same seed):
+    the two-sided Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``, nan
+    bounds for n = 1. ValueError for unequal or empty inputs or no finite difference.
 
     Example:
         >>> [round(x, 3) for x in paired_t_interval([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])[:3]]
@@ -150,10 +145,6 @@ def _pm(s: Sequence[float | None], digits: int = 2) -> str:
     return m if len(v) < 2 else f"{m} ± {v.std():.{digits}f}"
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
-
-
 def _interval(t: tuple[float, float, float, int] | None) -> str:
     if t is None:
         return "n/a"
@@ -163,10 +154,9 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
 
 def flags(results: Sequence[RunResult],
           reference: Mapping[str, Scores] | None = None) -> list[str]:
-    """What a reader must not miss, one sentence each: a collapsed run (std of z/|z| at the
-    last step under ``COLLAPSE_FRACTION`` of its isotropic value, as ``cvr-solo pretrain``'s
-    warning judges) and a method whose mean probe or kNN top-1 is below an untrained
-    backbone's (the reference rows named ``... (untrained)``)."""
+    """What a reader must not miss, one sentence each: a collapsed run (judged as
+    ``cvr-solo pretrain``'s warning does) and a method whose mean probe or kNN top-1 is below
+    an untrained backbone's (the reference rows named ``... (untrained)``)."""
     out = []
     for r in results:
         std, ref = _last(r.curves, "z_std"), _last(r.curves, "z_std_ref")
@@ -192,8 +182,7 @@ def flags(results: Sequence[RunResult],
 
 
 def report_header(h: Mapping[str, Any]) -> str:
-    """The report's first lines from bench.json's header: budget, data, evaluation sizes,
-    machine, command."""
+    """The report's first lines, from bench.json's header."""
     sev = ",".join(map(str, h["severities"]))
     stem = "small-image (3x3, stride 1)" if h["small_stem"] else "ImageNet (7x7/2 + pool)"
     return "\n".join([
@@ -225,9 +214,9 @@ def write_markdown(results: Sequence[RunResult], path: Path, header: str,
             _pm(g["mean_corruption_acc1"]),
             _pm([None if x is None else 100 * x for x in g["relative_drop"]], 1)]
            for n, g in groups]
-    acc += [[f"*reference: {n}*", "-", _fmt(r.clean), _fmt(r.knn_acc1),
-             _fmt(r.mean_corruption),
-             _fmt(None if r.relative_drop is None else 100 * r.relative_drop, 1)]
+    acc += [[f"*reference: {n}*", "-", _pm([r.clean]), _pm([r.knn_acc1]),
+             _pm([r.mean_corruption]),
+             _pm([None if r.relative_drop is None else 100 * r.relative_drop], 1)]
             for n, r in reference.items()]
     lines = [header.rstrip(), "", "## Accuracy (frozen backbone; mean ± std over seeds, "
              "sample std)", "", *_md(acc, ["run", "seeds", "probe top-1", "kNN top-1",

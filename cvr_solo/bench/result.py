@@ -15,13 +15,10 @@ _T = TypeVar("_T", bound="Scores")
 
 @dataclass(kw_only=True)
 class Scores:
-    """Top-1 accuracies (%) of one frozen backbone (bench/evaluate.py); None: not evaluated.
-
-    ``clean`` is the probe's on the validation images, ``knn_acc1`` the weighted kNN's (None
-    for the raw-pixel row), ``clean_corruption_subset`` the probe's on the corruption subset's
-    clean images, ``corruptions`` its accuracy per corruption and severity (``severities``),
-    ``mean_corruption`` their mean and ``relative_drop`` = (clean_corruption_subset -
-    mean_corruption) / clean_corruption_subset.
+    """Top-1 accuracies (%) of one frozen backbone; None: not evaluated. ``clean``: the
+    probe's, ``knn_acc1``: the kNN's, ``corruptions``: the probe's per corruption and
+    severity on a subset whose clean images give ``clean_corruption_subset``;
+    ``relative_drop`` = (clean_corruption_subset - mean_corruption) / clean_corruption_subset.
     """
 
     clean: float | None = None

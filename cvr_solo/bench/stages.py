@@ -51,8 +51,7 @@ class Context:
         return self._train[folder]
 
     def val_set(self) -> tuple[Any, Any]:
-        """The validation images of probe and kNN (all unless the budget restricts them) and
-        the indices of the corruption subset among them (class-balanced, seed 0)."""
+        """The validation images and the indices of the corruption subset among them."""
         from cvr_solo.bench.evaluate import load_validation
         from cvr_solo.data.balanced import balanced_indices
 
@@ -99,8 +98,7 @@ def draw_subset(ctx: Context, seed: int, dst: Path) -> Path:
 
 
 def epoch_checkpoints(root: Path) -> dict[int, Path]:
-    """epoch -> the newest ``*-ep=<epoch>.ckpt`` under ``root`` (solo-learn's Checkpointer
-    names), in epoch order."""
+    """epoch -> the newest ``*-ep=<epoch>.ckpt`` (solo-learn's names) under ``root``, sorted."""
     found: dict[int, Path] = {}
     for p in sorted(root.rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
         if m := re.search(r"-ep=(\d+)\.ckpt$", p.name):
@@ -143,9 +141,8 @@ def pretrain(ctx: Context, spec: RunSpec, rec: RunResult) -> Path:
 
 def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
             log: Path, status: Callable[[str], None] | None = None) -> None:
-    """``python -m cvr_solo.cli COMMAND``, its output appended to ``log``; ``status`` gets the
-    child's "step s/total" (its step file) every 2 s. RuntimeError with the log's end if it
-    fails."""
+    """``python -m cvr_solo.cli COMMAND``, its output appended to ``log``, its step file's
+    "step s/total" to ``status`` every 2 s; RuntimeError with the log's end if it fails."""
     from cvr_solo.common.progress_file import PROGRESS_FILE_ENV, read_step_file
 
     cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
@@ -179,10 +176,9 @@ def _children_cpu() -> float:
 
 
 def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
-    """Cost (median step time and images/s, peak memory: the maximum) and per-step curves
-    (loss, R, R above its floor, the ``diag_*`` diagnostics) from a run's metrics.csv files; a
-    step that two launches logged (a resume redoes the steps after its checkpoint) counts once,
-    with the later value."""
+    """Cost (median step time and images/s, peak memory) and per-step curves from a run's
+    metrics.csv files; a step that two launches logged (a resume redoes the steps after its
+    checkpoint) counts once, with the later value."""
     import pandas as pd
 
     from cvr_solo.bench.report import finite
