@@ -65,14 +65,9 @@ class Scores:
 
 @dataclass(kw_only=True)
 class RunResult(Scores):
-    """One run: what was trained, its launches, its :class:`Scores` once evaluated, its cost
-    and per-step curves.
-
-    ``attempts`` are the pretraining's launches, ``{"start", "wall", "cpu"}`` each (the
-    child's seconds; a launch killed before it recorded its end lacks them until
-    :meth:`close_attempts`). ``cost``: median step time and images/s, peak memory. ``curves``:
-    metric -> values, and ``<metric>_step`` -> their steps.
-    """
+    """One run: what was trained, its pretraining's launches (``{"start", "wall", "cpu"}``
+    each; a killed one lacks the last two until :meth:`close_attempts`), its :class:`Scores`
+    once evaluated, its cost and its curves (metric -> values, ``<metric>_step`` -> steps)."""
 
     label: str
     method: str

@@ -1,11 +1,8 @@
 """``cvr-solo bench``: every method and seed under one budget, then accuracy, robustness, cost.
 
-    cvr-solo bench --data DIR --methods simclr,c_simclr,byol,c_byol,barlow_twins \\
-        --budget smoke|gpu|full --seeds 5,6,7 --out results/NAME
-
 One pipeline: each (method, seed) is one spec and one record (runs/LABEL/seed-S/result.json)
-that the stages fill (bench/stages.py). After each run the outputs are rewritten from the
-records; a relaunch skips the finished runs.
+that the stages fill (bench/stages.py); after each run the outputs are rewritten from the
+records. A relaunch skips the finished runs.
 """
 
 from __future__ import annotations
