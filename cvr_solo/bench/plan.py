@@ -1,6 +1,6 @@
 """The benchmark's shape, as data: budgets, the evaluation protocol, the methods and seeds
-asked for, and one :class:`RunSpec` per (method, seed) with its pretraining overrides (Hydra
-strings by :func:`hydra_args`). Pure: no disk, solo-learn or torch."""
+asked for, and one :class:`RunSpec` per (method, seed) with its pretraining overrides. Pure:
+no disk, solo-learn or torch."""
 
 from __future__ import annotations
 
@@ -11,21 +11,12 @@ from typing import Any
 
 from cvr_solo.common.catalog import CEB_METHODS, METHODS, lookup
 
-__all__ = ["BUDGETS", "PROTOCOL", "Budget", "Protocol", "RunSpec", "describe_budget",
-           "hydra_args", "parse_methods", "parse_seeds", "plan_runs"]
-
 
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    """How every frozen backbone is evaluated (bench/evaluate.py; the report prints it).
-
-    Attributes:
-        knn_k / knn_temperature: weighted kNN (Wu et al. 2018) on cosine similarity.
-        probe_weight_decays / probe_holdout / probe_max_iter: the linear probe
-            (bench/probe.py), its L2 weight chosen by top-1 on a class-balanced held-out
-            ``probe_holdout`` of the training images, then refit on all. One fixed weight
-            favours some feature spectra (docs/baselines-small-budget-byol.md, "The probe").
-    """
+    """How every frozen backbone is evaluated (bench/evaluate.py, bench/probe.py): weighted
+    kNN, and the probe's L2 weight chosen among several, since one fixed weight favours some
+    feature spectra (docs/baselines-small-budget-byol.md, "The probe")."""
 
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -47,22 +38,10 @@ PROTOCOL = Protocol()
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """What every method gets.
-
-    Attributes:
-        subset: class-balanced train images per seed (None: all).
-        val_subset: class-balanced validation images for probe and kNN (None: all).
-        corruption_subset: class-balanced validation images of the corruption suite (fixed
-            draw, seed 0; None: all the validation images used).
-        severities: corruption severities evaluated (1-5).
-        pretrain_epochs / batch_size: the pretraining, the same for every method.
-        device / precision / num_workers: where and how it runs.
-        log_every: Lightning's log_every_n_steps.
-        diag_every / diag_images: the diagnostics callback's period and fixed batch.
-        small_stem: the ResNet's small-image stem (3x3 stride-1 conv, no max-pool; the
-            shipped Fashion-MNIST configs) or, False, the ImageNet stem (7x7 stride-2 conv +
-            max-pool: about 5x cheaper at 32 px). Every run and the untrained reference get it.
-    """
+    """What every method gets. The subsets are class-balanced image counts (None: all): train
+    images per seed, validation images of probe and kNN, and of the corruption suite (a fixed
+    draw). ``small_stem``: the ResNet's 3x3 stride-1 stem without max-pool, else the ImageNet
+    one (about 5x cheaper at 32 px), for every run and the untrained reference."""
 
     subset: int | None
     val_subset: int | None
@@ -96,36 +75,28 @@ BUDGETS: dict[str, Budget] = {
                   severities=(1, 2, 3, 4, 5), pretrain_epochs=25, batch_size=256,
                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
                   diag_every=100, diag_images=512),
-    # for users with more time on one GPU
-    "full": Budget(subset=None, val_subset=None, corruption_subset=None,
-                   severities=(1, 2, 3, 4, 5), pretrain_epochs=100, batch_size=256,
-                   device="cuda", precision="bf16-mixed", num_workers=12, log_every=20,
-                   diag_every=200, diag_images=512),
 }
+# for users with more time on one GPU
+BUDGETS["full"] = dataclasses.replace(BUDGETS["gpu"], corruption_subset=None,
+                                      pretrain_epochs=100, diag_every=200)
 
 
 def describe_budget(name: str) -> str:
-    """One line of what the budget ``name`` gives every method (:data:`BUDGETS`)."""
+    """One line of what the budget ``name`` gives every method."""
     b = BUDGETS[name]
-
-    def count(n: int | None, what: str) -> str:
-        return f"all {what}" if n is None else f"{n} {what}"
-
-    return (f"{name}: {count(b.subset, 'train images')} per seed, {b.pretrain_epochs} "
-            f"pretraining epochs at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'}"
-            f" stem, {b.device} ({b.precision}); probe and "
-            f"kNN on {count(b.val_subset, 'validation images')}; corruptions on "
-            f"{count(b.corruption_subset, 'validation images')} at severities "
+    train, val, corr = (n or "all" for n in (b.subset, b.val_subset, b.corruption_subset))
+    return (f"{name}: {train} train images per seed, {b.pretrain_epochs} pretraining epochs "
+            f"at batch {b.batch_size}, {'small' if b.small_stem else 'ImageNet'} stem, "
+            f"{b.device} ({b.precision}); probe and kNN on {val} validation images; "
+            f"corruptions on {corr} validation images at severities "
             f"{','.join(map(str, b.severities))}")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One pretraining run: ``label`` the row name (``c_byol@b_view=other``), ``method`` its
-    catalog key, ``method_kwargs`` its CEB overrides (strings, typed by Hydra), ``seed`` (the
-    subset, initialisation and augmentation), ``run_dir`` (``<out>/runs/<label>/seed-<seed>``),
-    ``train_dir`` (its train subset), ``config`` (the pretrain config file) and ``overrides``
-    of ``cvr-solo pretrain`` (a ``++`` key may be absent from the config)."""
+    """One pretraining run: its row name (``c_byol@b_view=other``), catalog key, CEB
+    overrides (strings, typed by Hydra), seed, ``<out>/runs/<label>/seed-<seed>``, train
+    subset, pretrain config file and ``cvr-solo pretrain`` overrides."""
 
     label: str
     method: str
@@ -138,11 +109,9 @@ class RunSpec:
 
 
 def parse_methods(spec: str) -> list[tuple[str, str, dict[str, str]]]:
-    """'simclr,c_byol:beta=0.1+b_view=same' -> [(label, method, method_kwargs overrides)].
-
-    Raises:
-        ValueError: for an unknown method, a malformed override, overrides on a baseline or
-            a run given twice.
+    """'simclr,c_byol:beta=0.1+b_view=same' -> [(label, method, method_kwargs overrides)];
+    ValueError for an unknown method, a malformed override, overrides on a baseline or a run
+    given twice.
 
     Example:
         >>> parse_methods("byol,c_byol:b_view=other")[1]
@@ -171,10 +140,7 @@ def parse_methods(spec: str) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def parse_seeds(spec: str) -> list[int]:
-    """'5,6,7' -> [5, 6, 7].
-
-    Raises:
-        ValueError: naming ``--seeds`` for a non-integer, negative or repeated seed.
+    """'5,6,7' -> [5, 6, 7]; ValueError for a non-integer, negative or repeated seed.
 
     Example:
         >>> parse_seeds("5, 6,7")
@@ -190,16 +156,14 @@ def parse_seeds(spec: str) -> list[int]:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, Raw):
+        return value
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_value(v) for v in value) + "]"
-    if isinstance(value, Path):
-        value = str(value)
+        return "[" + ",".join(map(_value, value)) + "]"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -211,7 +175,7 @@ def hydra_args(overrides: Mapping[str, Any]) -> list[str]:
         >>> hydra_args({"seed": 5, "name": "a=b", "++x.y": None, "m.beta": Raw("0.5")})
         ['seed=5', "name='a=b'", '++x.y=null', 'm.beta=0.5']
     """
-    return [f"{k}={v if isinstance(v, Raw) else _value(v)}" for k, v in overrides.items()]
+    return [f"{k}={_value(v)}" for k, v in overrides.items()]
 
 
 class Raw(str):
@@ -222,19 +186,7 @@ def plan_runs(methods: Sequence[tuple[str, str, Mapping[str, str]]], seeds: Sequ
               budget: Budget, out: Path, data: Path, augmentations: str = "asymmetric",
               dali: bool = False, keep_checkpoints: bool = False) -> list[RunSpec]:
     """Every (method, seed) run, seed after seed so that an interrupted benchmark leaves
-    whole seeds.
-
-    Args:
-        methods / seeds: from :func:`parse_methods` / :func:`parse_seeds`.
-        budget: the budget.
-        out / data: the output folder; the image folder with train/ and val/.
-        augmentations: an augmentation config of every method, or 'native'.
-        dali: read the training images with NVIDIA DALI.
-        keep_checkpoints: keep every epoch's checkpoint, not only the last (frontier.py).
-
-    Returns:
-        The run specs, seed after seed.
-    """
+    whole seeds; ``augmentations`` is every method's config, or 'native' for each one's own."""
     accel = "cpu" if budget.device == "cpu" else "gpu"
     warmup = min(10, round(budget.pretrain_epochs / 10))  # a tenth of the run, at most 10
     specs = []

@@ -1,6 +1,5 @@
-"""The linear probe of the benchmark: multinomial logistic regression on frozen, standardised
-features (or pixels), trained by full-batch L-BFGS, its L2 weight chosen on held-out training
-images (:func:`select_probe`); deterministic for a seed.
+"""The linear probe: multinomial logistic regression on frozen, standardised features (or
+pixels) by full-batch L-BFGS, its L2 weight chosen on held-out training images.
 
 Why not scikit-learn's ``LogisticRegression`` (lbfgs, ``C = 1 / (2 wd n)``, the same objective,
 on ``StandardScaler`` features, the same weight-decay choice): it does not reproduce the
@@ -17,8 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cvr_solo.bench.plan import PROTOCOL
-
-__all__ = ["Probe", "probe_accuracy", "select_probe", "train_probe"]
 
 
 class Probe(nn.Module):
@@ -37,18 +34,8 @@ class Probe(nn.Module):
 def train_probe(x: torch.Tensor, y: torch.Tensor,
                 weight_decay: float = PROTOCOL.probe_weight_decays[0],
                 max_iter: int = PROTOCOL.probe_max_iter, seed: int = 0) -> Probe:
-    """Multinomial logistic regression on frozen inputs (standardised per dimension):
-    cross-entropy + ``weight_decay * ||W||^2``, full-batch L-BFGS (deterministic).
-
-    Args:
-        x: ``(n, ...)`` features or pixels (flattened).
-        y: ``(n,)`` integer labels.
-        weight_decay: the L2 penalty on W.
-        max_iter: L-BFGS iterations.
-        seed: the initialisation.
-
-    Returns:
-        The trained :class:`Probe`, in eval mode.
+    """The :class:`Probe` (eval mode) minimising cross-entropy + ``weight_decay * ||W||^2``
+    on ``x`` (flattened, standardised per dimension), by deterministic full-batch L-BFGS.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [4.0], [5.0]]); y = torch.tensor([0, 0, 1, 1])
@@ -84,25 +71,12 @@ def select_probe(x: torch.Tensor, y: torch.Tensor,
                  weight_decays: tuple[float, ...] = PROTOCOL.probe_weight_decays,
                  holdout: float = PROTOCOL.probe_holdout,
                  max_iter: int = PROTOCOL.probe_max_iter, seed: int = 0) -> tuple[Probe, float]:
-    """:func:`train_probe` with its weight decay chosen on held-out training data: each
-    candidate is fit on the rest of ``x`` and scored (top-1) on a class-balanced draw (seed
-    ``seed``) of ``holdout`` of it; the best (the smallest on a tie) is refit on all of ``x``.
-
-    Args:
-        x: ``(n, ...)`` features or pixels (flattened).
-        y: ``(n,)`` integer labels.
-        weight_decays: the candidate L2 penalties on W.
-        holdout: the fraction of ``x`` held out to choose among them (rounded to a whole
-            number of images per class).
-        max_iter: L-BFGS iterations.
-        seed: the held-out draw and the initialisation.
-
-    Returns:
-        The probe refit on all of ``x`` and its weight decay.
+    """:func:`train_probe` refit on all of ``x`` with the weight decay (the smallest on a tie)
+    of best top-1 on a class-balanced draw (``seed``) of ``holdout`` of ``x``, rounded to
+    whole images per class, when fit on the rest. Returns the probe and its weight decay.
 
     Raises:
-        ValueError: if ``weight_decays`` is empty or the held-out draw is impossible (a class
-            with fewer images than its share).
+        ValueError: if ``weight_decays`` is empty or a class has fewer images than its share.
 
     Example:
         >>> x = torch.tensor([[0.0], [1.0], [4.0], [5.0]] * 5); y = torch.tensor([0, 0, 1, 1] * 5)

@@ -1,8 +1,6 @@
-"""The benchmark's outputs from its records: results.csv (one row per method and seed) and
-report.md (mean ± std over seeds, paired differences with Student-t intervals, reference rows,
-diagnostics, cost), built with pandas (tables: ``to_markdown``, which needs tabulate) and scipy
-(the t quantile); the figures are bench/plots.py's. No solo-learn needed.
-"""
+"""results.csv (one row per method and seed) and report.md (mean ± std over seeds, paired
+differences with Student-t intervals, reference rows, diagnostics, cost) from the records:
+tables by pandas (``to_markdown`` needs tabulate), intervals by scipy. No solo-learn needed."""
 
 from __future__ import annotations
 
@@ -20,10 +18,6 @@ from cvr_solo.common.catalog import BASELINE_OF
 from cvr_solo.common.metric_names import DIAGNOSTICS
 from cvr_solo.common.representation import COLLAPSE_FRACTION
 
-__all__ = ["COLUMNS", "PAIRED", "baseline_label", "flags", "paired_differences",
-           "paired_t_interval", "report_header", "smooth", "step_time_ratios", "table",
-           "write_csv", "write_markdown"]
-
 #: the diagnostics reported at the last logged step (z_std_ref is a constant, 1/sqrt(d))
 LAST_DIAGNOSTICS = tuple(k for k in DIAGNOSTICS if k != "z_std_ref")
 COLUMNS = ("label", "method", "seed", "clean_acc1", "knn_acc1", "mean_corruption_acc1",
@@ -36,9 +30,19 @@ PAIRED = (("clean_acc1", "probe top-1"), ("knn_acc1", "kNN top-1"),
 SMOOTH = 10
 
 
+def finite(s: pd.Series) -> pd.Series:
+    """The finite values of ``s`` as floats (missing, non-numeric and infinite ones dropped).
+
+    Example:
+        >>> finite(pd.Series([1, None, float("inf"), "x", 2.5])).tolist()
+        [1.0, 2.5]
+    """
+    s = pd.to_numeric(s, errors="coerce").astype(float)
+    return s[s.abs() < math.inf]
+
+
 def smooth(xs: Sequence[float | None], n: int = SMOOTH) -> list[float]:
-    """Trailing mean over up to ``n`` values, missing ones skipped (R is a one-sample
-    estimate: +-sqrt((d-1)/2) nats).
+    """Trailing mean over up to ``n`` values, missing ones skipped (R, a one-sample estimate).
 
     Example:
         >>> smooth([1.0, 3.0, None, 5.0], 2)
@@ -48,23 +52,19 @@ def smooth(xs: Sequence[float | None], n: int = SMOOTH) -> list[float]:
 
 
 def baseline_label(results: Sequence[RunResult], label: str) -> str | None:
-    """The label of ``label``'s baseline among ``results``: the plain baseline method's
-    label if present, else the first label of that method; None for a baseline."""
+    """``label``'s baseline among ``results``: the plain baseline method's label if present,
+    else the first label of that method; None for a baseline."""
     base = BASELINE_OF.get(next(r.method for r in results if r.label == label))
     cands = [r.label for r in results if r.method == base]
     return None if base is None or not cands else base if base in cands else cands[0]
 
 
 def step_time_ratios(results: Sequence[RunResult]) -> dict[tuple[str, int], float]:
-    """(label, seed) -> step time / the step time of its baseline run of the same seed
-    (C-variants only)."""
+    """(label, seed) -> step time / its baseline run's of the same seed (C-variants only)."""
     by = {(r.label, r.seed): r.cost.get("step_time") for r in results}
-    out = {}
-    for r in results:
-        b, st = by.get((baseline_label(results, r.label), r.seed)), r.cost.get("step_time")
-        if b and st:
-            out[(r.label, r.seed)] = st / b
-    return out
+    base = {(r.label, r.seed): by.get((baseline_label(results, r.label), r.seed))
+            for r in results}
+    return {k: by[k] / b for k, b in base.items() if b and by[k]}
 
 
 def _last(curves: Mapping[str, list], key: str) -> float | None:
@@ -97,77 +97,52 @@ def write_csv(results: Sequence[RunResult], path: Path) -> None:
 
 def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95
                       ) -> tuple[float, float, float, int]:
-    """Mean of the paired differences ``a_i - b_i`` (same seed) over the finite ones and its
-    two-sided Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``.
-
-    Args:
-        a: the C-variant's values, one per seed.
-        b: the baseline's values for the same seeds, in the same order.
-        level: the confidence level.
-
-    Returns:
-        (mean difference, lower, upper, n); the bounds are nan for n = 1.
-
-    Raises:
-        ValueError: if the lengths differ or are 0, no difference is finite, or level is not
-            in (0, 1).
+    """(mean, lower, upper, n) of the finite paired differences ``a_i - b_i`` (same seed):
+    the two-sided Student-t interval ``mean +- t_{(1+level)/2, n-1} * sd / sqrt(n)``, nan
+    bounds for n = 1. ValueError for unequal or empty inputs or no finite difference.
 
     Example:
         >>> [round(x, 3) for x in paired_t_interval([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])[:3]]
         [3.0, 0.516, 5.484]
     """
-    if len(a) != len(b) or not a:
-        raise ValueError(f"paired_t_interval: need equal non-empty lengths, got {len(a)} and "
-                         f"{len(b)}")
-    if not 0 < level < 1:
-        raise ValueError(f"paired_t_interval: level must be in (0, 1), got {level}")
-    d = _finite(pd.Series(a, dtype=float) - pd.Series(b, dtype=float))
+    if len(a) != len(b) or not a or not 0 < level < 1:
+        raise ValueError(f"paired_t_interval: need equal non-empty lengths and a level in "
+                         f"(0, 1), got {len(a)}, {len(b)} and {level}")
+    d = finite(pd.Series(a, dtype=float) - pd.Series(b, dtype=float))
     if d.empty:
         raise ValueError("paired_t_interval: no finite difference")
     m, n = float(d.mean()), len(d)
     if n < 2:
         return m, math.nan, math.nan, n
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * float(d.std()) / math.sqrt(n)
+    half = float(stats.t.ppf((1 + level) / 2, n - 1) * d.sem())  # t.interval: nan for sd 0
     return m, m - half, m + half, n
 
 
 def paired_differences(results: Sequence[RunResult], level: float = 0.95
                        ) -> list[dict[str, Any]]:
-    """Per C-variant label: its baseline, the seeds both have, and per metric of
-    :data:`PAIRED` the mean of (variant - baseline) over those seeds with its Student-t
-    interval (:func:`paired_t_interval`)."""
+    """Per C-variant label: its baseline, the seeds both have, and per :data:`PAIRED` metric
+    :func:`paired_t_interval` of (variant - baseline) over those seeds."""
     by = table(results).set_index(["label", "seed"])
     out = []
     for label in dict.fromkeys(r.label for r in results):
-        base = baseline_label(results, label)
-        if base is None:
+        if (base := baseline_label(results, label)) is None:
             continue
         seeds = [s for (lab, s) in by.index if lab == label and (base, s) in by.index]
         entry: dict[str, Any] = {"label": label, "baseline": base, "seeds": seeds}
         for key, _ in PAIRED:
-            a = [by.loc[(label, s), key] for s in seeds]
-            b = [by.loc[(base, s), key] for s in seeds]
+            a, b = ([by.loc[(x, s), key] for s in seeds] for x in (label, base))
             entry[key] = paired_t_interval(a, b, level) if seeds else None
         out.append(entry)
     return out
 
 
-def _finite(s: pd.Series) -> pd.Series:
-    s = pd.to_numeric(s, errors="coerce").astype(float)
-    return s[s.abs() < math.inf]
-
-
 def _pm(s: Sequence[float | None], digits: int = 2) -> str:
     """'mean ± sd' over seeds (sample sd; 'mean' alone for one value, 'n/a' for none)."""
-    v = _finite(pd.Series(list(s), dtype=object))
+    v = finite(pd.Series(list(s), dtype=object))
     if v.empty:
         return "n/a"
     m = f"{v.mean():.{digits}f}"
     return m if len(v) < 2 else f"{m} ± {v.std():.{digits}f}"
-
-
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _interval(t: tuple[float, float, float, int] | None) -> str:
@@ -179,11 +154,9 @@ def _interval(t: tuple[float, float, float, int] | None) -> str:
 
 def flags(results: Sequence[RunResult],
           reference: Mapping[str, Scores] | None = None) -> list[str]:
-    """What the report's reader must not miss, one sentence each: a collapsed run (std of
-    z/|z| at the last step under :data:`~cvr_solo.common.representation.COLLAPSE_FRACTION` of
-    its isotropic value, as the collapse warning of ``cvr-solo pretrain`` judges) and a method
-    whose mean probe or kNN top-1 is below an untrained backbone's (the reference rows named
-    ``... (untrained)``)."""
+    """What a reader must not miss, one sentence each: a collapsed run (judged as
+    ``cvr-solo pretrain``'s warning does) and a method whose mean probe or kNN top-1 is below
+    an untrained backbone's (the reference rows named ``... (untrained)``)."""
     out = []
     for r in results:
         std, ref = _last(r.curves, "z_std"), _last(r.curves, "z_std_ref")
@@ -193,9 +166,8 @@ def flags(results: Sequence[RunResult],
                        f"under {COLLAPSE_FRACTION:.0%} of the isotropic {ref:.4f}"
                        + (f", alignment {align:.3f}" if align is not None else "")
                        + ": the projector maps the images to nearly one point.")
-    groups = table(results).groupby("label", sort=False)
     untrained = {n: row for n, row in (reference or {}).items() if "untrained" in n}
-    for label, g in groups:
+    for label, g in table(results).groupby("label", sort=False):
         for key, ref_key, title in (("clean_acc1", "clean", "probe"),
                                     ("knn_acc1", "knn_acc1", "kNN")):
             vals = g[key].dropna().astype(float)
@@ -210,8 +182,7 @@ def flags(results: Sequence[RunResult],
 
 
 def report_header(h: Mapping[str, Any]) -> str:
-    """The report's first lines from bench.json's header: budget, data, evaluation sizes,
-    machine, command."""
+    """The report's first lines, from bench.json's header."""
     sev = ",".join(map(str, h["severities"]))
     stem = "small-image (3x3, stride 1)" if h["small_stem"] else "ImageNet (7x7/2 + pool)"
     return "\n".join([
@@ -235,19 +206,17 @@ def _md(rows: list[list[str]], head: Sequence[str]) -> list[str]:
 def write_markdown(results: Sequence[RunResult], path: Path, header: str,
                    figures: Sequence[Path],
                    reference: Mapping[str, Scores] | None = None) -> None:
-    """report.md: accuracy (mean ± std over seeds, with the reference rows), flags, paired
-    differences with 95% t-intervals, diagnostics at the last step, corruptions, cost,
-    figures (``header``: :func:`report_header`)."""
+    """report.md: accuracy (with the reference rows), flags, paired differences, the
+    diagnostics at the last step, corruptions, cost and ``figures`` under ``header``."""
     reference = reference or {}
     groups = table(results).groupby("label", sort=False)
-    runs = {n: [r for r in results if r.label == n] for n, _ in groups}
     acc = [[n, str(len(g)), _pm(g["clean_acc1"]), _pm(g["knn_acc1"]),
             _pm(g["mean_corruption_acc1"]),
             _pm([None if x is None else 100 * x for x in g["relative_drop"]], 1)]
            for n, g in groups]
-    acc += [[f"*reference: {n}*", "-", _fmt(r.clean), _fmt(r.knn_acc1),
-             _fmt(r.mean_corruption),
-             _fmt(None if r.relative_drop is None else 100 * r.relative_drop, 1)]
+    acc += [[f"*reference: {n}*", "-", _pm([r.clean]), _pm([r.knn_acc1]),
+             _pm([r.mean_corruption]),
+             _pm([None if r.relative_drop is None else 100 * r.relative_drop], 1)]
             for n, r in reference.items()]
     lines = [header.rstrip(), "", "## Accuracy (frozen backbone; mean ± std over seeds, "
              "sample std)", "", *_md(acc, ["run", "seeds", "probe top-1", "kNN top-1",
@@ -276,7 +245,7 @@ def write_markdown(results: Sequence[RunResult], path: Path, header: str,
     corr = list(results[0].corruptions)
     per = [[n, _pm([r.clean_corruption_subset for r in rs], 1),
             *(_pm([r.mean_over_severities(c) for r in rs], 1) for c in corr)]
-           for n, rs in runs.items()]
+           for n, rs in ((n, [r for r in results if r.label == n]) for n, _ in groups)]
     lines += ["", "## Probe top-1 per corruption (mean over seeds and severities "
               f"{','.join(map(str, results[0].severities))})", "",
               *_md(per, ["run", "clean (same images)", *corr])]

@@ -1,35 +1,24 @@
-"""The benchmark's records, flat JSON read back with a check of their keys (a record of another
-version fails with its file's name): :class:`Scores` of one frozen backbone, and
+"""The benchmark's records, flat JSON: :class:`Scores` of one frozen backbone and
 :class:`RunResult`, the one record of a run (runs/LABEL/seed-S/result.json) that every stage
-reads and writes."""
+reads and writes. A record of another version fails, naming its file."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-
-__all__ = ["RunResult", "Scores"]
 
 _T = TypeVar("_T", bound="Scores")
 
 
 @dataclass(kw_only=True)
 class Scores:
-    """Top-1 accuracies (%) of one frozen backbone (bench/evaluate.py); None: not evaluated.
-
-    Attributes:
-        clean: the linear probe on the clean validation images.
-        knn_acc1: weighted kNN; None for a row without one (the raw-pixel probe).
-        clean_corruption_subset: the probe on the clean images of the corruption subset.
-        corruptions: corruption name -> the probe's accuracy at each of ``severities``.
-        severities: the corruption severities evaluated.
-        mean_corruption: mean over every (corruption, severity).
-        relative_drop: (clean_corruption_subset - mean_corruption) / clean_corruption_subset.
-        corruption_images: the size of the corruption subset.
+    """Top-1 accuracies (%) of one frozen backbone; None: not evaluated. ``clean``: the
+    probe's, ``knn_acc1``: the kNN's, ``corruptions``: the probe's per corruption and
+    severity on a subset whose clean images give ``clean_corruption_subset``;
+    ``relative_drop`` = (clean_corruption_subset - mean_corruption) / clean_corruption_subset.
     """
 
     clean: float | None = None
@@ -49,18 +38,15 @@ class Scores:
             75.0
         """
         vals = self.corruptions[corruption]
-        return sum(vals) / len(vals) if vals else math.nan
+        return sum(vals) / len(vals) if vals else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as a flat JSON-ready dict."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls: type[_T], data: dict[str, Any], source: str = "a result") -> _T:
-        """The record in ``data``; keys of no field are an error.
-
-        Raises:
-            ValueError: naming ``source`` and the keys that are unknown or missing.
+        """The record in ``data``; ValueError naming ``source`` and the keys that are unknown
+        or missing.
 
         Example:
             >>> Scores.from_dict({"clean": 84.2, "knn_acc1": None}).clean
@@ -79,22 +65,9 @@ class Scores:
 
 @dataclass(kw_only=True)
 class RunResult(Scores):
-    """One run of the benchmark: what was trained, its launches, its :class:`Scores` (once
-    evaluated), what it cost and its per-step curves.
-
-    Attributes:
-        label: the run's row name (``c_byol@b_view=other``).
-        method: its key in :data:`cvr_solo.common.catalog.METHODS`.
-        seed: the seed of the subset, the initialisation and the augmentation.
-        method_kwargs: the CEB overrides given on the command line.
-        attempts: the launches of its pretraining, ``{"start", "wall", "cpu"}`` each (wall
-            and CPU seconds of the child; a launch killed before it could record its end
-            lacks them until :meth:`close_attempts`).
-        pretrain_checkpoint: the checkpoint that was evaluated.
-        evaluate_seconds / evaluate_cpu_seconds: the evaluation's wall and CPU time.
-        cost: step time, images/s and peak memory (medians over the logged steps).
-        curves: metric -> values, and ``<metric>_step`` -> their steps.
-    """
+    """One run: what was trained, its pretraining's launches (``{"start", "wall", "cpu"}``
+    each; a killed one lacks the last two until :meth:`close_attempts`), its :class:`Scores`
+    once evaluated, its cost and its curves (metric -> values, ``<metric>_step`` -> steps)."""
 
     label: str
     method: str
@@ -124,7 +97,7 @@ class RunResult(Scores):
         return None if not cpu or None in cpu else sum(cpu)
 
     def close_attempts(self, run_root: Path) -> None:
-        """Gives a launch killed before it could record its end (kill -9, a lost machine) the
+        """Gives a launch killed before it recorded its end (kill -9, a lost machine) the
         wall time up to its last write under ``run_root`` (a lower bound) and no CPU time."""
         for a in self.attempts:
             if "wall" not in a:
@@ -132,10 +105,8 @@ class RunResult(Scores):
                 a.update(wall=max([a["start"], *writes]) - a["start"], cpu=None)
 
     def save(self, path: Path) -> None:
-        """Writes the record to ``path`` as JSON."""
         path.write_text(json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: Path) -> RunResult:
-        """The record written by :meth:`save` (ValueError: another version's)."""
         return cls.from_dict(json.loads(path.read_text()), source=str(path))

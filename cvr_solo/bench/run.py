@@ -1,14 +1,8 @@
 """``cvr-solo bench``: every method and seed under one budget, then accuracy, robustness, cost.
 
-    cvr-solo bench --data DIR --methods simclr,c_simclr,byol,c_byol,barlow_twins \\
-        --budget smoke|gpu|full --seeds 5,6,7 --out results/NAME
-
-One pipeline: each (method, seed) is a :class:`~cvr_solo.bench.plan.RunSpec` and one record
-(runs/LABEL/seed-S/result.json) that the stages (bench/stages.py) fill: pretraining through
-``cvr-solo pretrain`` (resumed from its last checkpoint after an interruption), then kNN, probe
-and corruptions of the frozen backbone. The reference rows are computed once. After each run
-results.csv, report.md and the plots are rewritten from the records; a relaunch skips the
-finished runs.
+One pipeline: each (method, seed) is one spec and one record (runs/LABEL/seed-S/result.json)
+that the stages fill (bench/stages.py); after each run the outputs are rewritten from the
+records. A relaunch skips the finished runs.
 """
 
 from __future__ import annotations
@@ -31,7 +25,7 @@ from tqdm import tqdm
 
 from cvr_solo.bench import plan as p
 from cvr_solo.bench import stages
-from cvr_solo.bench.plan import BUDGETS, Budget, RunSpec, parse_methods, plan_runs
+from cvr_solo.bench.plan import BUDGETS, Budget, RunSpec, plan_runs
 from cvr_solo.bench.result import RunResult, Scores
 
 #: header keys that must match for an --out's finished runs to be reused
@@ -157,7 +151,7 @@ def _bench(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # solo-learn's and timm's import-time deprecations
         warnings.simplefilter("ignore")
         require_solo()
-    methods, seeds, budget = parse_methods(args.methods), p.parse_seeds(args.seeds), _budget(args)
+    methods, seeds, budget = p.parse_methods(args.methods), p.parse_seeds(args.seeds), _budget(args)
     if budget.device in ("cuda", "gpu"):
         import torch
 
@@ -213,29 +207,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
-    """Composes and validates each label's config with its first seed's overrides (the
-    seeds differ only in paths and the seed) before anything trains.
-
-    Args:
-        config_dir: the pretrain configs.
-        specs: the planned runs.
-
-    Returns:
-        The composed config of each label.
-
-    Raises:
-        ConfigError: naming the run and the bad key, e.g. a misspelt ``kapa_e``.
-    """
+    """Label -> its config composed and validated with its first seed's overrides (the seeds
+    differ only in paths and the seed); ConfigError naming the run and the bad key."""
     from cvr_solo.config.compose import compose_and_validate
     from cvr_solo.config.errors import ConfigError
 
     configs: dict[str, Any] = {}
     for spec in specs:
-        if spec.label in configs:
-            continue
         try:
-            configs[spec.label] = compose_and_validate(config_dir, spec.config,
-                                                       p.hydra_args(spec.overrides))
+            if spec.label not in configs:
+                configs[spec.label] = compose_and_validate(config_dir, spec.config,
+                                                           p.hydra_args(spec.overrides))
         except ConfigError as err:
             raise ConfigError(f"--methods {spec.label}: {err}") from None
     return configs
@@ -243,17 +225,11 @@ def check_runs(config_dir: Path, specs: Sequence[RunSpec]) -> dict[str, Any]:
 
 def write_outputs(out: Path, results: Sequence[RunResult], header: dict[str, Any],
                   reference: dict[str, Scores] | None = None) -> None:
-    """results.csv, report.md and the PNG plots of ``results`` (bench/report.py, plots.py).
-
-    Args:
-        out: the bench's --out folder.
-        results: the finished runs' records.
-        header: bench.json's settings (:func:`~cvr_solo.bench.report.report_header`).
-        reference: the reference rows.
-    """
+    """results.csv, report.md and the figures of ``results`` in ``out`` (``header``:
+    bench.json's settings)."""
     from cvr_solo.bench.plots import plot
     from cvr_solo.bench.report import report_header, write_csv, write_markdown
 
     write_csv(results, out / "results.csv")
-    figs = plot(results, out, reference or {})
-    write_markdown(results, out / "report.md", report_header(header), figs, reference or {})
+    figs = plot(results, out, reference)
+    write_markdown(results, out / "report.md", report_header(header), figs, reference)

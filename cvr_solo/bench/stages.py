@@ -1,12 +1,11 @@
-"""The stages of one benchmark run, in the order a run meets them, each reading and writing
-the run's one record (:class:`~cvr_solo.bench.result.RunResult`, runs/LABEL/seed-S/result.json):
-:func:`draw_subset` (the seed's train subset), :func:`pretrain` (``cvr-solo pretrain`` in a
-child process, each launch recorded; an interrupted run resumes from its last checkpoint),
-:func:`evaluate` (scores, cost and curves: the run is finished). :func:`reference`: the
-reference rows, once per data set and budget (reference.json)."""
+"""A run's stages, each reading and writing its one record (runs/LABEL/seed-S/result.json):
+:func:`draw_subset`, :func:`pretrain` (a ``cvr-solo pretrain`` child, each launch recorded,
+resumed from its last checkpoint), :func:`evaluate` (the run is finished); and
+:func:`reference`, the reference rows once per data set and budget (reference.json)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -52,8 +51,7 @@ class Context:
         return self._train[folder]
 
     def val_set(self) -> tuple[Any, Any]:
-        """The validation images of probe and kNN (all unless the budget restricts them) and
-        the indices of the corruption subset among them (class-balanced, seed 0)."""
+        """The validation images and the indices of the corruption subset among them."""
         from cvr_solo.bench.evaluate import load_validation
         from cvr_solo.data.balanced import balanced_indices
 
@@ -65,12 +63,8 @@ class Context:
 
 def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> Path:
     """A class-balanced image folder of symlinks into ``src`` (``src`` itself if ``per_class``
-    is None), the :func:`~cvr_solo.data.balanced.balanced_indices` draw (``seed``); built
-    aside and renamed, so an existing ``dst`` is complete and reused.
-
-    Raises:
-        ValueError: if a class folder has fewer than ``per_class`` images.
-    """
+    is None), the ``balanced_indices`` draw of ``seed``; built aside and renamed, so an
+    existing ``dst`` is complete and reused. ValueError if a class has too few images."""
     import torch
 
     from cvr_solo.data.balanced import balanced_indices
@@ -98,16 +92,13 @@ def balanced_subset(src: Path, dst: Path, per_class: int | None, seed: int) -> P
 def draw_subset(ctx: Context, seed: int, dst: Path) -> Path:
     """The class-balanced train subset of ``seed`` in ``dst`` (the train folder itself when
     the budget uses every image)."""
-    train = ctx.data / "train"
-    if ctx.budget.subset is None:
-        return train
-    return balanced_subset(train, dst, ctx.budget.subset // sum(p.is_dir() for p in
-                                                                train.iterdir()), seed)
+    train, n = ctx.data / "train", ctx.budget.subset
+    classes = sum(p.is_dir() for p in train.iterdir())
+    return balanced_subset(train, dst, None if n is None else n // classes, seed)
 
 
 def epoch_checkpoints(root: Path) -> dict[int, Path]:
-    """epoch -> the newest ``*-ep=<epoch>.ckpt`` under ``root`` (solo-learn's Checkpointer
-    names), in epoch order."""
+    """epoch -> the newest ``*-ep=<epoch>.ckpt`` (solo-learn's names) under ``root``, sorted."""
     found: dict[int, Path] = {}
     for p in sorted(root.rglob("*-ep=*.ckpt"), key=lambda q: q.stat().st_mtime):
         if m := re.search(r"-ep=(\d+)\.ckpt$", p.name):
@@ -125,16 +116,9 @@ def record(spec: RunSpec) -> RunResult:
 
 
 def pretrain(ctx: Context, spec: RunSpec, rec: RunResult) -> Path:
-    """Runs (or resumes) ``cvr-solo pretrain`` of ``spec`` unless its last epoch's checkpoint
-    exists; each launch's wall and CPU seconds go to ``rec.attempts`` (saved as it starts
-    and as it ends).
-
-    Returns:
-        The last epoch's checkpoint.
-
-    Raises:
-        RuntimeError: if the pretraining fails or ends without that checkpoint.
-    """
+    """The last epoch's checkpoint of ``spec``, pretrained (or resumed) by ``cvr-solo
+    pretrain`` unless it exists; each launch's wall and CPU seconds go to ``rec.attempts``,
+    saved as it starts and as it ends. RuntimeError if it fails or ends without it."""
     root, last = spec.run_dir / "pretrain", ctx.budget.pretrain_epochs - 1
     if (ckpt := epoch_checkpoints(root).get(last)) is not None:
         return ckpt
@@ -157,12 +141,8 @@ def pretrain(ctx: Context, spec: RunSpec, rec: RunResult) -> Path:
 
 def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[str],
             log: Path, status: Callable[[str], None] | None = None) -> None:
-    """``python -m cvr_solo.cli COMMAND`` with its output appended to ``log``; ``status`` gets
-    the child's "step s/total" every 2 s (its :class:`~cvr_solo.launch.progress.StepFile`).
-
-    Raises:
-        RuntimeError: with the log's last lines, if it fails.
-    """
+    """``python -m cvr_solo.cli COMMAND``, its output appended to ``log``, its step file's
+    "step s/total" to ``status`` every 2 s; RuntimeError with the log's end if it fails."""
     from cvr_solo.common.progress_file import PROGRESS_FILE_ENV, read_step_file
 
     cmd = [sys.executable, "-m", "cvr_solo.cli", command, "--config-path", str(config_dir),
@@ -173,18 +153,16 @@ def run_cli(command: str, config_dir: Path, config_name: str, overrides: list[st
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
-        while True:
-            try:
-                proc.wait(timeout=2.0)
-                break
-            except subprocess.TimeoutExpired:
-                seen = read_step_file(steps) if status is not None else None
-                if seen is not None:
+        try:
+            while proc.poll() is None:
+                if status is not None and (seen := read_step_file(steps)) is not None:
                     status(f"step {seen[0]}/{seen[1] or '?'}")
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=2.0)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-25:]
         raise RuntimeError(f"cvr-solo {command} failed (exit {proc.returncode}); the end of "
@@ -198,11 +176,12 @@ def _children_cpu() -> float:
 
 
 def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, list]]:
-    """Cost (median step time and images/s, peak memory) and per-step curves (loss, R, R above
-    its floor, the ``diag_*`` diagnostics) from a run's metrics.csv files: a step that two
-    launches logged (a resumed run redoes the steps after its checkpoint) counts once, with
-    the later value; peak memory is the maximum over all."""
+    """Cost (median step time and images/s, peak memory) and per-step curves from a run's
+    metrics.csv files; a step that two launches logged (a resume redoes the steps after its
+    checkpoint) counts once, with the later value."""
     import pandas as pd
+
+    from cvr_solo.bench.report import finite
 
     files = sorted(root.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
     rows = pd.concat([pd.read_csv(f, float_precision="round_trip") for f in files] or
@@ -214,13 +193,12 @@ def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, 
         logged = rows.dropna(subset=[key]).drop_duplicates("step", keep="last")
         return logged.set_index(logged["step"].astype(int))[key].sort_index()
 
-    def finite(s: pd.Series, how: str) -> float | None:
-        s = s[s.abs() != float("inf")].dropna()
-        return float(getattr(s, how)()) if len(s) else None
+    def agg(s: pd.Series, how: str) -> float | None:
+        return None if (s := finite(s)).empty else float(s.agg(how))
 
-    cost = {"step_time": finite(per_step("train_step_time"), "median"),
-            "images_per_sec": finite(per_step("train_images_per_sec"), "median"),
-            **{k: finite(rows.get(k, pd.Series(dtype=float)), "max")
+    cost = {"step_time": agg(per_step("train_step_time"), "median"),
+            "images_per_sec": agg(per_step("train_images_per_sec"), "median"),
+            **{k: agg(rows.get(k, pd.Series(dtype=float)), "max")
                for k in ("peak_rss_mib", "peak_gpu_mem_mib")}}
     keys = {"loss": METHODS[method].loss_key, "residual": "train_residual_step",
             "residual_above_floor": "train_residual_above_floor_step",
@@ -234,12 +212,8 @@ def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, 
 
 
 def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> RunResult:
-    """kNN, probe and corruption suite of ``checkpoint`` and the run's cost and curves, into
-    ``rec`` (saved: the run is finished).
-
-    Returns:
-        ``rec``, evaluated.
-    """
+    """``rec`` with the kNN, probe and corruption suite of ``checkpoint`` and the run's cost
+    and curves, saved: the run is finished."""
     from cvr_solo.bench.evaluate import evaluate_backbone, run_backbone
 
     t0, cpu0 = time.time(), time.process_time()
@@ -250,19 +224,17 @@ def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> R
                                val, corruption_idx, ctx.budget.severities, aug["mean"],
                                aug["std"], ctx.device, ctx.progress, ctx.budget.precision)
     rec.cost, rec.curves = cost_and_curves(spec.run_dir / "pretrain", spec.method)
-    for key, value in scores.to_dict().items():
-        setattr(rec, key, value)
-    rec.pretrain_checkpoint = str(checkpoint)
-    rec.evaluate_seconds = time.time() - t0
-    rec.evaluate_cpu_seconds = time.process_time() - cpu0
+    vars(rec).update(scores.to_dict(), pretrain_checkpoint=str(checkpoint),
+                     evaluate_seconds=time.time() - t0,
+                     evaluate_cpu_seconds=time.process_time() - cpu0)
     rec.close_attempts(spec.run_dir / "pretrain")
     rec.save(spec.run_dir / "result.json")
     return rec
 
 
 def reference_args(cfg: Any) -> dict[str, Any]:
-    """What the reference rows need of a run's composed config (the runs share it): its
-    backbone and the mean/std of its first crop."""
+    """What the reference rows need of the runs' composed config: its backbone and the
+    mean/std of its first crop."""
     from omegaconf import OmegaConf
 
     backbone = OmegaConf.to_container(cfg.backbone, resolve=True)
@@ -276,19 +248,13 @@ def reference_key(ctx: Context, run_args: dict[str, Any]) -> dict[str, Any]:
     b, bb = ctx.budget, run_args["backbone"]
     return {"data": str(ctx.data.resolve()), "subset": b.subset, "val_subset": b.val_subset,
             "corruption_subset": b.corruption_subset, "severities": list(b.severities),
-            "precision": b.precision, "backbone": bb["name"],
-            "backbone_kwargs": bb.get("kwargs") or {}}
+            "precision": b.precision, "backbone": bb["name"], "backbone_kwargs": bb["kwargs"]}
 
 
 def reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores]:
-    """The reference rows (raw pixels; an untrained backbone of the runs' architecture and
-    stem, from :func:`reference_args` of their composed config), computed once per data set
-    and budget (reference.json, reused while its key is :func:`reference_key`), on the train
-    subset drawn with seed 0.
-
-    Returns:
-        Row name -> :class:`~cvr_solo.bench.result.Scores`.
-    """
+    """Row name -> :class:`Scores` of the reference rows (raw pixels; an untrained backbone as
+    in ``run_args``, :func:`reference_args`) on the train subset of seed 0, computed once
+    while reference.json's key is :func:`reference_key`."""
     from cvr_solo.bench.evaluate import reference_rows
 
     path, key = ctx.out / "reference.json", reference_key(ctx, run_args)
@@ -301,7 +267,7 @@ def reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores]:
     t0 = time.time()
     val, corruption_idx = ctx.val_set()
     rows = reference_rows(ctx.train_set(folder), val, corruption_idx, ctx.budget.severities,
-                          bb["name"], dict(bb.get("kwargs") or {}), aug["mean"], aug["std"],
+                          bb["name"], dict(bb["kwargs"]), aug["mean"], aug["std"],
                           ctx.device, ctx.progress, ctx.budget.precision)
     path.write_text(json.dumps({"key": key, "rows": {n: r.to_dict() for n, r in rows.items()},
                                 "seconds": time.time() - t0}, indent=1))
