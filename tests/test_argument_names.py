@@ -27,6 +27,10 @@ CASES = [
      {"r1": torch.ones(3), "r2": torch.ones(3), "beta": -1.0, "kappa_e": 0.0, "guard": 2.0}),
     (ceb.guarded_beta, {"r1": H, "r2": H, "beta": 1.0, "kappa_e": 1024.0, "guard": 0.5},
      {"r2": H[:2]}),  # another shape than r1's
+    (ceb.c_simclr_loss, {"r1": X, "r2": X + 1, "kappa_e": 1024.0, "kappa_b": 5.0, "beta": 1.0},
+     {"r1": torch.ones(5), "r2": torch.ones(5), "kappa_e": 0.0, "kappa_b": -1.0, "beta": -1.0}),
+    (ceb.StochasticPredictor, {"mlp": torch.nn.Linear(4, 4), "dim": 4, "kappa_e": 10.0},
+     {"kappa_e": 0.0}),
     (ceb.residual_floor, {"d": 256, "kappa_e": 1024.0, "kappa_b": 10.0},
      {"d": 0, "kappa_e": 0.0, "kappa_b": -1.0}),
     (ceb.log_normalizer, {"d": 256, "kappa": 10.0}, {"d": 0, "kappa": 0.0}),
@@ -44,7 +48,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("function", "good", "name", "bad"), [
-    pytest.param(f, good, name, bad, id=f"{f.__name__}-{name}-{i}")
+    pytest.param(f, good, name, bad, id=f"{getattr(f, '__name__', f)}-{name}-{i}")
     for i, (f, good, bads) in enumerate(CASES) for name, bad in bads.items()])
 def test_a_bad_argument_is_named_first(function, good, name, bad):
     function(**good)  # the good arguments pass
@@ -85,3 +89,20 @@ def test_c_byol_loss_defaults_are_the_releases():
     assert torch.equal(default.loss, given.loss)
     assert torch.equal(default.residual, given.residual)
     assert torch.equal(default.regression, given.regression)
+
+
+def test_c_simclr_loss_defaults_are_the_papers_and_a_tensor_beta_is_not_read_back(monkeypatch):
+    """kappa_e 1024, kappa_b 10, beta 1 when not given (Lee et al. 2021, Sec. 4.1); a 0-d
+    tensor beta (the guard's) is used as it is, never read back with .item() (a host sync)."""
+    r1, r2 = X, X + 0.3 * torch.randn(2, 5)
+    default = ceb.c_simclr_loss(r1, r2, sample=False)
+    given = ceb.c_simclr_loss(r1, r2, kappa_e=1024.0, kappa_b=10.0, beta=1.0, sample=False)
+    assert torch.equal(default.loss, given.loss) and torch.equal(default.residual,
+                                                                given.residual)
+
+    def no_item(self):
+        raise AssertionError("c_simclr_loss read a tensor back to the host")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_item)
+    out = ceb.c_simclr_loss(r1, r2, beta=torch.tensor(1.0), sample=False)
+    assert torch.equal(out.loss, given.loss)

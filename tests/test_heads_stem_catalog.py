@@ -139,3 +139,26 @@ def test_a_resnet_follows_the_stem_of_the_weights_loaded_into_it(small, capsys):
     assert "backbone follows them" in capsys.readouterr().err
     holder.load_state_dict({f"backbone.{k}": v for k, v in source.state_dict().items()})
     assert capsys.readouterr().err == ""  # same stem: nothing changes, nothing said
+
+
+def test_release_mlp_is_linear_bn_relu_and_a_bias_free_linear():
+    mlp = release_mlp(8, 16, 4)
+    assert [type(m) for m in mlp] == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU,
+                                      torch.nn.Linear]
+    assert mlp[0].bias is not None and mlp[-1].bias is None
+    with pytest.raises(TypeError, match="last module must be an nn.Linear, got ReLU"):
+        drop_last_bias(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
+
+
+def test_stochastic_predictor_in_eval_keeps_batch_dims_dtype_and_device():
+    """A (2, 3, d) batch in float64: mu_e normalised over d, cos = 1 per row in loc's dtype;
+    on the meta device (a stand-in for a GPU) every output stays there."""
+    head = StochasticPredictor(torch.nn.Linear(4, 4), 4, kappa_e=100.0).double().eval()
+    out = head(torch.randn(2, 3, 4, dtype=torch.float64))
+    assert torch.allclose(out.mu_e.norm(dim=-1), torch.ones(2, 3, dtype=torch.float64))
+    assert out.cos.shape == (2, 3) and out.cos.dtype == torch.float64
+    assert bool((out.cos == 1).all()) and torch.equal(out.z, out.mu_e)
+    meta = StochasticPredictor(torch.nn.Linear(4, 4), 4, kappa_e=100.0).to("meta").eval()
+    assert {t.device.type for t in meta(torch.empty(5, 4, device="meta"))} == {"meta"}
+    with pytest.raises(ValueError, match="^kappa_e must be"):
+        StochasticPredictor(torch.nn.Linear(4, 4), 4, kappa_e=0.0)

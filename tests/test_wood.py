@@ -170,3 +170,14 @@ def test_failures_are_counted_on_the_device(monkeypatch):
 def test_plan_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         wood_plan(*args)
+
+
+def test_chernoff_tail_bound_at_its_edges():
+    """log bound on P(Bin(n, q) >= m): 0 up to the mean nq (inclusive), -inf past n, and at
+    m = n the exact log q^n."""
+    from cvr_solo.ceb.wood import _chernoff_log_tail
+
+    assert _chernoff_log_tail(10, 0.3, 11) == -math.inf
+    assert _chernoff_log_tail(10, 0.3, 3) == 0.0 and _chernoff_log_tail(10, 0.3, 2) == 0.0
+    assert _chernoff_log_tail(10, 0.3, 10) == pytest.approx(10 * math.log(0.3), rel=1e-12)
+    assert _chernoff_log_tail(10, 0.3, 4) < 0.0

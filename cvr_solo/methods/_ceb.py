@@ -31,8 +31,8 @@ def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig
     mk = cfg.get("method_kwargs") or {}
     if isinstance(mk, omegaconf.DictConfig):
         mk = omegaconf.OmegaConf.to_container(mk, resolve=True)
-    checked = ceb_method_kwargs(method, mk, cfg.get("max_epochs"))
-    cfg.method_kwargs = omegaconf.OmegaConf.merge(cfg.get("method_kwargs") or {}, checked)
+    # every key given, resolved, plus the CEB defaults, checked
+    cfg.method_kwargs = ceb_method_kwargs(method, mk, cfg.get("max_epochs"))
     return cfg
 
 
