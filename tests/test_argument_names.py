@@ -31,6 +31,8 @@ CASES = [
      {"r1": torch.ones(5), "r2": torch.ones(5), "kappa_e": 0.0, "kappa_b": -1.0, "beta": -1.0}),
     (ceb.StochasticPredictor, {"mlp": torch.nn.Linear(4, 4), "dim": 4, "kappa_e": 10.0},
      {"kappa_e": 0.0}),
+    (ceb.residual_information, {"z": H, "e_loc": H, "b_loc": H, "kappa_e": 10.0, "kappa_b": 5.0},
+     {"kappa_e": 0.0, "kappa_b": -1.0}),
     (ceb.residual_floor, {"d": 256, "kappa_e": 1024.0, "kappa_b": 10.0},
      {"d": 0, "kappa_e": 0.0, "kappa_b": -1.0}),
     (ceb.log_normalizer, {"d": 256, "kappa": 10.0}, {"d": 0, "kappa": 0.0}),

@@ -181,3 +181,14 @@ def test_chernoff_tail_bound_at_its_edges():
     assert _chernoff_log_tail(10, 0.3, 3) == 0.0 and _chernoff_log_tail(10, 0.3, 2) == 0.0
     assert _chernoff_log_tail(10, 0.3, 10) == pytest.approx(10 * math.log(0.3), rel=1e-12)
     assert _chernoff_log_tail(10, 0.3, 4) < 0.0
+
+
+@pytest.mark.parametrize("n_other", [0, 1, 7, 64, 1000])
+@pytest.mark.parametrize("q", [0.01, 0.3, 0.9])
+@pytest.mark.parametrize("log_eps", [-30.0, -3.0, -0.01])
+def test_pool_size_is_the_smallest_m_whose_tail_bound_is_small_enough(n_other, q, log_eps):
+    from cvr_solo.ceb.wood import _chernoff_log_tail, _pool_size
+
+    brute = next(m for m in range(1, n_other + 2)
+                 if _chernoff_log_tail(n_other, q, m) <= log_eps)
+    assert _pool_size(n_other, q, log_eps) == brute
