@@ -300,3 +300,22 @@ def test_a_truncated_checkpoint_is_skipped_for_the_newest_readable_one(tmp_path)
     good.write_bytes(b"")
     with pytest.warns(UserWarning):
         assert loadable_checkpoint(good) is None
+
+
+def test_ceb_metrics_are_logged_as_tensors_on_the_losss_device():
+    """Every CEB metric, Python numbers included, reaches Lightning as a tensor on the loss's
+    device (the meta device stands in for a GPU), so logging copies nothing host-to-device."""
+    from types import SimpleNamespace
+
+    from cvr_solo.methods._ceb import CEBMixin
+
+    logged: dict = {}
+    model = SimpleNamespace(kappa_e=1024.0, kappa_b=5.0, residual_floor=1.0,
+                            log_dict=lambda metrics, **kw: logged.update(metrics),
+                            log=lambda name, value, **kw: logged.update({name: value}))
+    meta = torch.empty((), device="meta")
+    CEBMixin._log_ceb(model, meta, torch.empty(4, device="meta"), 0.5, meta, "c_byol",
+                      {"train_extra": 2.0})
+    assert len(logged) == 9  # 7 CEB terms, the extra one, the sampler failures
+    assert {type(v) for v in logged.values()} == {torch.Tensor}
+    assert {v.device.type for v in logged.values()} == {"meta"}
