@@ -32,7 +32,8 @@ CASES = [
     (ceb.StochasticPredictor, {"mlp": torch.nn.Linear(4, 4), "dim": 4, "kappa_e": 10.0},
      {"kappa_e": 0.0}),
     (ceb.residual_information, {"z": H, "e_loc": H, "b_loc": H, "kappa_e": 10.0, "kappa_b": 5.0},
-     {"kappa_e": 0.0, "kappa_b": -1.0}),
+     {"z": torch.ones(3, 1), "e_loc": H[:2], "b_loc": torch.ones(3, 1), "kappa_e": 0.0,
+      "kappa_b": -1.0}),
     (ceb.residual_floor, {"d": 256, "kappa_e": 1024.0, "kappa_b": 10.0},
      {"d": 0, "kappa_e": 0.0, "kappa_b": -1.0}),
     (ceb.log_normalizer, {"d": 256, "kappa": 10.0}, {"d": 0, "kappa": 0.0}),
@@ -108,3 +109,13 @@ def test_c_simclr_loss_defaults_are_the_papers_and_a_tensor_beta_is_not_read_bac
     monkeypatch.setattr(torch.Tensor, "item", no_item)
     out = ceb.c_simclr_loss(r1, r2, beta=torch.tensor(1.0), sample=False)
     assert torch.equal(out.loss, given.loss)
+
+
+def test_residual_information_takes_any_batch_shape():
+    """R per example over a (2, 3, d) batch equals R of the same rows flattened to (6, d)."""
+    g = torch.Generator().manual_seed(2)
+    z, e, b = (torch.nn.functional.normalize(torch.randn(2, 3, 8, generator=g), dim=-1)
+               for _ in range(3))
+    r = ceb.residual_information(z, e, b, 10.0, 5.0)
+    flat = ceb.residual_information(*(t.reshape(6, 8) for t in (z, e, b)), 10.0, 5.0)
+    assert r.shape == (2, 3) and torch.equal(r.reshape(6), flat)

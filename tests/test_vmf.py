@@ -226,3 +226,17 @@ def test_the_support_is_the_unit_sphere_within_the_dtypes_tolerance():
     p = VonMisesFisher(_unit(8, seed=7), 10.0, validate_args=True)
     with pytest.raises(ValueError, match="value"):
         p.log_prob(2 * z)
+
+
+def test_rsample_of_one_row_and_of_none():
+    """One draw is a unit vector at its cosine; an empty batch gives empty draws of the
+    promised shapes and dtype (float32 for a 16-bit loc); w carries no gradient."""
+    loc = _unit(8, seed=3).requires_grad_()
+    z, w = vmf_rsample(loc, 50.0)
+    assert z.shape == (8,) and w.shape == ()
+    assert abs(float(z.norm()) - 1) < 1e-12 and abs(float(w) - float(z @ loc)) < 1e-12
+    assert z.requires_grad and not w.requires_grad
+    for dtype, out in ((torch.float64, torch.float64), (torch.bfloat16, torch.float32)):
+        z, w = vmf_rsample(torch.empty(0, 3, 8, dtype=dtype), 50.0, (2,))
+        assert (z.shape, w.shape) == ((2, 0, 3, 8), (2, 0, 3))
+        assert z.dtype == w.dtype == out
