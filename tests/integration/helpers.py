@@ -115,3 +115,11 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, "-m", "cvr_solo.cli", *args], capture_output=True,
                           text=True, timeout=timeout, env=env)
+
+
+def compose_pretrain(name: str, overrides: list[str], config_dir: Path = PRETRAIN):
+    """The shipped pretrain config ``name`` composed by Hydra with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.2"):
+        return compose(config_name=name, overrides=overrides)

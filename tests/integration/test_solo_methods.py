@@ -1,5 +1,6 @@
-"""cvr-solo's methods inside solo-learn: registration, pretrain -> linear -> load, resume,
-the target branch, and the config checks through solo-learn's own parsing."""
+"""cvr-solo's methods inside solo-learn: registration, pretrain -> linear -> load, the stems,
+the config checks through solo-learn's own parsing, solo-learn's own main_pretrain.py.
+(Resuming and the target branch: test_solo_training.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import torch
 
 from cvr_solo.solo.stem import has_small_stem
 
-from .helpers import LINEAR, PRETRAIN, REPO, run_cli, small_run_overrides
+from .helpers import LINEAR, PRETRAIN, REPO, compose_pretrain, run_cli, small_run_overrides
 
 # the C-variants carry the flow on every stack; the baselines and the second b_view run it
 # again with solo-learn's own classes and another option (CI's stage 2, pins_only)
@@ -31,13 +32,6 @@ METHOD_RUNS = [  # (label of helpers.TINY_RUNS, method)
     pytest.param("c_byol-same", "c_byol", id="c_byol-same"),
     pytest.param("barlow", "barlow_twins", id="barlow", marks=_AGAIN),
 ]
-
-
-def _compose(name: str, overrides: list[str], config_dir: Path = PRETRAIN):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.2"):
-        return compose(config_name=name, overrides=overrides)
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -167,7 +161,7 @@ def test_every_method_builds_the_small_stem_online_and_momentum(tmp_path, name):
     train = tmp_path / "train"
     for c in range(3):
         (train / f"class{c}").mkdir(parents=True)
-    cfg = _compose(name, [f"data.train_path={train}"])
+    cfg = compose_pretrain(name, [f"data.train_path={train}"])
     OmegaConf.set_struct(cfg, False)
     model = METHODS[cfg.method](parse_cfg(cfg))
     assert has_small_stem(model.backbone)
@@ -193,7 +187,7 @@ def test_c_byol_heads_are_the_release_layout(tmp_path):
     train = tmp_path / "train"
     for c in range(3):
         (train / f"class{c}").mkdir(parents=True)
-    cfg = _compose("c_byol", [f"data.train_path={train}"])
+    cfg = compose_pretrain("c_byol", [f"data.train_path={train}"])
     OmegaConf.set_struct(cfg, False)
     model = METHODS["c_byol"](METHODS["c_byol"].add_and_assert_specific_cfg(parse_cfg(cfg)))
     assert (model.b_view, model.w, model.beta) == ("same", 1.0, 0.5)
@@ -257,131 +251,6 @@ def test_bad_ceb_value_fails_at_start_up_with_key_and_value(tmp_path, fm_data):
     assert not (tmp_path / "c_byol").exists()  # nothing started
 
 
-def _stop_after_first_epoch():
-    """Stops training at the end of epoch 0, after solo-learn's Checkpointer saved it."""
-    from lightning.pytorch import Callback
-
-    class Stop(Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            trainer.should_stop = True
-
-    return Stop()
-
-
-def _probe():
-    from lightning.pytorch import Callback
-
-    class Probe(Callback):
-        def on_train_start(self, trainer, pl_module):
-            self.global_step = trainer.global_step
-            self.epoch = trainer.current_epoch
-            self.opt_state = copy.deepcopy(trainer.optimizers[0].state_dict())
-            self.params = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-
-    return Probe()
-
-
-def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
-    from cvr_solo.launch.pretrain import run
-
-    over = small_run_overrides(fm_data, tmp_path, epochs=2)
-    first = run(_compose("c_byol", over), [_stop_after_first_epoch()])
-    assert first.global_step == 5 and first.current_epoch == 1
-    ckpt_path = next((tmp_path / "c_byol").rglob("*.ckpt"))
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-
-    probe = _probe()
-    second = run(_compose("c_byol", over), [probe])
-    assert probe.global_step == ckpt["global_step"] == 5
-    assert probe.epoch == 1
-    saved = ckpt["optimizer_states"][0]["state"]
-    assert probe.opt_state["state"].keys() == saved.keys() and saved
-    for idx, st in saved.items():
-        for k, v in st.items():
-            got = probe.opt_state["state"][idx][k]
-            assert torch.equal(got, v) if torch.is_tensor(v) else got == v
-    for k, v in ckpt["state_dict"].items():
-        assert torch.equal(probe.params[k], v), k
-    assert second.global_step == 10 and second.current_epoch == 2
-
-    # a different beta is a different run: it must not resume from this one (one epoch of it
-    # shows where it started)
-    probe = _probe()
-    run(_compose("c_byol", [*over, "method_kwargs.beta=0.25"]), [probe, _stop_after_first_epoch()])
-    assert probe.global_step == 0
-
-
-def test_explicit_resume_from_checkpoint(tmp_path, fm_data):
-    from cvr_solo.launch.pretrain import run
-
-    over = small_run_overrides(fm_data, tmp_path, epochs=2)
-    run(_compose("c_simclr", [*over, "auto_resume.enabled=False"]), [_stop_after_first_epoch()])
-    ckpt_path = next((tmp_path / "c_simclr").rglob("*.ckpt"))
-    probe = _probe()
-    trainer = run(_compose("c_simclr", [*over, "auto_resume.enabled=False",
-                                        f"+resume_from_checkpoint='{ckpt_path}'"]), [probe])
-    assert probe.global_step == 5 and trainer.global_step == 10
-
-
-def test_c_byol_target_branch_and_backward_encoder(tmp_path, fm_data):
-    from lightning.pytorch import Callback
-
-    from cvr_solo.launch.pretrain import run
-
-    class TargetProbe(Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            self.momentum_before = {f"{i}.{n}": p.detach().clone()
-                                    for i, (_, m) in enumerate(pl_module.momentum_pairs)
-                                    for n, p in m.named_parameters()}
-            self.b_before = [p.detach().clone() for p in pl_module.backward_encoder.parameters()]
-
-        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            self.b_grads = [p.grad for p in pl_module.backward_encoder.parameters()]
-            self.optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
-            self.momentum_ids = {id(p) for _, m in pl_module.momentum_pairs
-                                 for p in m.parameters()}
-            self.online_ids = {id(p) for m, _ in pl_module.momentum_pairs
-                               for p in m.parameters()}
-            self.b_ids = {id(p) for p in pl_module.backward_encoder.parameters()}
-            self.out_grads = [p.grad for p in pl_module.predictor.out.parameters()]
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            # callbacks run before the module's hook, which applies the EMA
-            self.tau = pl_module.momentum_updater.cur_tau
-            self.online_after = {f"{i}.{n}": p.detach().clone()
-                                 for i, (m, _) in enumerate(pl_module.momentum_pairs)
-                                 for n, p in m.named_parameters()}
-
-        def on_train_end(self, trainer, pl_module):
-            self.momentum_after = {f"{i}.{n}": p.detach().clone()
-                                   for i, (_, m) in enumerate(pl_module.momentum_pairs)
-                                   for n, p in m.named_parameters()}
-            self.b_after = [p.detach().clone() for p in pl_module.backward_encoder.parameters()]
-            self.pair_modules = [(type(a).__name__, type(b).__name__)
-                                 for a, b in pl_module.momentum_pairs]
-            self.b_in_pairs = any(pl_module.backward_encoder in pair
-                                  for pair in pl_module.momentum_pairs)
-
-    probe = TargetProbe()
-    over = small_run_overrides(fm_data, tmp_path)
-    run(_compose("c_byol", [*over, "+max_steps=1", "checkpoint.enabled=False",
-                            "data.val_path=null"]), [probe])
-    # the target branch is updated by the EMA alone: none of its parameters is in an
-    # optimiser group (solo-learn's requires_grad=False would hide a gradient, not a step)
-    assert probe.momentum_ids and not probe.momentum_ids & probe.optimised
-    assert probe.online_ids <= probe.optimised and probe.b_ids <= probe.optimised
-    assert all(g is not None and g.abs().sum() > 0 for g in probe.b_grads)
-    assert all(g is not None and g.abs().sum() > 0 for g in probe.out_grads)
-    assert not probe.b_in_pairs  # trained, never EMA-updated
-    assert any(not torch.equal(a, b) for a, b in zip(probe.b_before, probe.b_after,
-                                                      strict=True))
-    tau = probe.tau
-    assert 0 < tau < 1
-    for k, before in probe.momentum_before.items():
-        expected = tau * before + (1 - tau) * probe.online_after[k]
-        assert torch.allclose(probe.momentum_after[k], expected, atol=1e-6), k
-
-
 @pytest.mark.parametrize("dataset", ["cifar", "imagenet-100", "imagenet", "fashion-mnist"])
 @pytest.mark.parametrize("name", ["simclr", "byol", "barlow", "c_simclr", "c_byol"])
 def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, name):
@@ -392,7 +261,7 @@ def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, 
     train = tmp_path / "train"
     for c in range(3):
         (train / f"class{c}").mkdir(parents=True)
-    cfg = _compose(name, [f"data.train_path={train}"],
+    cfg = compose_pretrain(name, [f"data.train_path={train}"],
                    config_dir=REPO / "scripts" / "pretrain" / dataset)
     OmegaConf.set_struct(cfg, False)
     cfg = parse_cfg(cfg)
