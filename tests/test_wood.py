@@ -192,3 +192,18 @@ def test_pool_size_is_the_smallest_m_whose_tail_bound_is_small_enough(n_other, q
     brute = next(m for m in range(1, n_other + 2)
                  if _chernoff_log_tail(n_other, q, m) <= log_eps)
     assert _pool_size(n_other, q, log_eps) == brute
+
+
+def test_a_proposal_from_given_normal_and_chi2_is_woods_formula():
+    """1 - w of a proposal from (g, X): s = (1 + g / sqrt(g^2 + X)) / 2 ~ Beta(a, a) and
+    1 - w = 2 b s / (1 - (1 - b) s) (Wood 1994), on either sign of g."""
+    from cvr_solo.ceb.wood import _proposals, _wood_constants
+
+    d, kappa = 16, 50.0
+    b = _wood_constants(d, kappa)[0]
+    g = torch.tensor([0.5, -0.5, 1.7, -2.2], dtype=torch.float64)
+    chi2 = torch.tensor([3.0, 3.0, 20.0, 9.0], dtype=torch.float64)
+    one_m_w, accepted = _proposals((4, 1), d, kappa, torch.device("cpu"), first=(g, chi2))
+    s = (1 + g / torch.sqrt(g * g + chi2)) / 2
+    assert torch.allclose(one_m_w[:, 0], 2 * b * s / (1 - (1 - b) * s), rtol=1e-12, atol=0)
+    assert accepted.shape == (4, 1) and accepted.dtype == torch.bool
