@@ -119,3 +119,12 @@ def test_residual_information_takes_any_batch_shape():
     r = ceb.residual_information(z, e, b, 10.0, 5.0)
     flat = ceb.residual_information(*(t.reshape(6, 8) for t in (z, e, b)), 10.0, 5.0)
     assert r.shape == (2, 3) and torch.equal(r.reshape(6), flat)
+
+
+def test_a_shape_mismatch_names_both_arguments():
+    with pytest.raises(ValueError, match=r"^r2 must have the shape of r1 \(3, 4\), got \(2, 4\)"):
+        ceb.guarded_beta(H, H[:2], 1.0, 1024.0, 0.5)
+    with pytest.raises(ValueError, match=r"^e_loc must have the shape of z \(3, 4\)"):
+        ceb.residual_information(H, H[:2], H, 10.0, 5.0)
+    with pytest.raises(ValueError, match=r"^d must be an integer >= 2, got 1"):  # h's width
+        ceb.held_back_beta(1.0, torch.ones(3, 1), torch.ones(3, 1), 1024.0, 0.5)
