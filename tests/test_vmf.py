@@ -131,8 +131,13 @@ def test_rsample_cosine_is_exact_and_batch_shapes():
     assert dist.expand((2, 4, 5)).batch_shape == (2, 4, 5)
 
 
-def test_rsample_is_differentiable_gradcheck():
-    mu0 = _unit(3, 5, seed=4)
+@pytest.mark.parametrize("near_e1", [0.0, 2.0])
+def test_rsample_is_differentiable_gradcheck(near_e1):
+    """Random means, and means near e1, where the Householder reflection's denominator
+    |e1 - mu|^2 = 2 - 2 mu_1 is below 1."""
+    mu0 = F.normalize(_unit(3, 5, seed=4) + near_e1 * torch.eye(5, dtype=torch.float64)[0],
+                      dim=-1)
+    assert (mu0[:, 0] > 0.5).all() == bool(near_e1)
 
     def f(loc):
         torch.manual_seed(123)
