@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import PRETRAIN, small_run_overrides
+from .helpers import compose_pretrain, small_run_overrides
 
 KNOWN = ("pkg_resources", "Importing from timm", "Overwriting", "custom_fwd", "LeafSpec",
          "pin_memory", "smaller than the logging interval")
@@ -26,13 +26,6 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "cvr_solo.cli", *args], capture_output=True,
                           text=True, timeout=900, env=env)
-
-
-def _compose(name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(PRETRAIN), version_base="1.2"):
-        return compose(config_name=name, overrides=overrides)
 
 
 def _short_run(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str]:
@@ -107,13 +100,13 @@ def test_resume_continues_in_the_same_folder_and_a_finished_run_creates_nothing(
     from cvr_solo.launch.pretrain import run
 
     over = small_run_overrides(fm_data, tmp_path, epochs=2)
-    run(_compose("c_simclr", over), [_stop_after_first_epoch()])
+    run(compose_pretrain("c_simclr", over), [_stop_after_first_epoch()])
     (folder,) = list((tmp_path / "c_simclr").iterdir())
     first_ckpt = next(folder.glob("*.ckpt"))
     assert first_ckpt.name.endswith("-ep=0.ckpt")
     capsys.readouterr()
 
-    trainer = run(_compose("c_simclr", over))
+    trainer = run(compose_pretrain("c_simclr", over))
     out = capsys.readouterr().out
     assert f"resuming {folder} from {first_ckpt}" in out
     assert trainer.current_epoch == 2 and trainer.global_step == 10
@@ -131,7 +124,7 @@ def test_resume_continues_in_the_same_folder_and_a_finished_run_creates_nothing(
     assert attempt == {"0": "1", "1": "2"}
 
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    assert run(_compose("c_simclr", over)) is None
+    assert run(compose_pretrain("c_simclr", over)) is None
     out = capsys.readouterr().out
     assert f"the matching run in {folder} is finished (epoch 2 of 2)" in out
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 
-from .helpers import PRETRAIN
+from .helpers import compose_pretrain
 
 SMALL_HEADS = ["method_kwargs.proj_hidden_dim=64", "method_kwargs.pred_hidden_dim=64",
                "method_kwargs.b_hidden_dim=64"]
@@ -23,7 +23,6 @@ SMALL_HEADS = ["method_kwargs.proj_hidden_dim=64", "method_kwargs.pred_hidden_di
 
 def _method(tmp_path, name, overrides=()):
     """A small ``name`` from the shipped fashion-mnist config, in train mode."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
     from solo.args.pretrain import parse_cfg
     from solo.methods import METHODS
@@ -31,8 +30,7 @@ def _method(tmp_path, name, overrides=()):
     train = tmp_path / "train"
     for c in range(10):  # solo-learn's online top-5 accuracy needs >= 5 classes
         (train / f"class{c}").mkdir(parents=True, exist_ok=True)
-    with initialize_config_dir(config_dir=str(PRETRAIN), version_base="1.2"):
-        cfg = compose(config_name=name, overrides=[f"data.train_path={train}", *overrides])
+    cfg = compose_pretrain(name, [f"data.train_path={train}", *overrides])
     OmegaConf.set_struct(cfg, False)
     cls = METHODS[name]
     torch.manual_seed(0)

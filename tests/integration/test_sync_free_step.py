@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .helpers import PRETRAIN
+from .helpers import compose_pretrain
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device: the sync check needs a GPU")
@@ -58,16 +58,13 @@ def _sync_window():
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize("method", ["simclr", "byol", "c_simclr", "c_byol"])
 def test_training_step_does_not_sync(tmp_path, method, precision):
-    from hydra import compose, initialize_config_dir
     from lightning.pytorch import Trainer
 
     from cvr_solo.launch.pretrain import build_model
 
     for c in range(10):
         (tmp_path / f"class{c}").mkdir()
-    with initialize_config_dir(config_dir=str(PRETRAIN), version_base="1.2"):
-        cfg = compose(config_name=method, overrides=[
-            f"data.train_path={tmp_path}", "optimizer.batch_size=64"])
+    cfg = compose_pretrain(method, [f"data.train_path={tmp_path}", "optimizer.batch_size=64"])
     cfg, model = build_model(cfg)
     g = torch.Generator().manual_seed(0)
     crop = int(cfg.augmentations[0].crop_size)
