@@ -1,5 +1,5 @@
 """cvr-solo: C-SimCLR and C-BYOL (Lee et al., "Compressive Visual Representations",
-NeurIPS 2021) for solo-learn.
+NeurIPS 2021), and C-MoCo v3 and C-SimSiam built the same way, for solo-learn.
 
 The CEB core (``cvr_solo.ceb``) is plain torch; the solo-learn methods live in
 ``cvr_solo.methods`` and need solo-learn installed from GitHub (see README).
@@ -18,9 +18,11 @@ __version__ = "0.1.0"
 #: ``cvr_solo.ceb.__all__``, spelt out so that ``import cvr_solo`` imports no torch (a unit
 #: test keeps the two equal).
 _CEB_NAMES = (
-    "BETA_SCHEDULES", "B_VIEWS", "BackwardEncoder", "CBYOLLossOutput", "CSimCLRLossOutput",
-    "FAILURE_BOUND", "StochasticPrediction", "StochasticPredictor", "VonMisesFisher",
-    "beta_at", "c_byol_loss", "c_simclr_loss", "drop_last_bias", "embedding_distance_from_kl",
+    "BETA_SCHEDULES", "B_VIEWS", "BackwardEncoder", "CBYOLLossOutput", "CMoCoV3LossOutput",
+    "CSimCLRLossOutput", "CSimSiamLossOutput", "FAILURE_BOUND", "SIMSIAM_W",
+    "StochasticPrediction", "StochasticPredictor", "VonMisesFisher", "beta_at", "c_byol_loss",
+    "c_mocov3_loss", "c_simclr_loss", "c_simsiam_loss", "drop_last_bias",
+    "embedding_distance_from_kl",
     "full_beta_ratio", "guarded_beta", "held_back_beta", "lipschitz_lower_bound",
     "lipschitz_lower_bound_from_cos", "log_bessel_iv", "log_normalizer",
     "mean_resultant_length", "pair_distances", "release_mlp", "residual_floor",

@@ -88,8 +88,8 @@ def hydra_help(command: str) -> str:
 
     lines = [f"usage: cvr-solo {command} [--config-path DIR] --config-name NAME.yaml "
              "[OVERRIDE ...] [--verbose]", ""]
-    lines.append("Pretrains a solo-learn method (c_simclr, c_byol and solo-learn's own)."
-                 if command == "pretrain" else
+    lines.append("Pretrains a solo-learn method (c_simclr, c_byol, c_mocov3, c_simsiam and "
+                 "solo-learn's own)." if command == "pretrain" else
                  "Trains a linear probe on a frozen pretrained backbone (offline evaluation).")
     try:
         default = shipped_config_dir(command, DEFAULT_CONFIG_DATASET)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cvr_solo.common.catalog import BASELINE_OF
 from cvr_solo.config.errors import ConfigError
 from cvr_solo.config.validate import (
     CEB_DEFAULTS,
@@ -21,7 +22,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / "scripts"
 DATASETS = ("cifar", "imagenet-100", "imagenet", "fashion-mnist")
-METHODS = ("simclr", "byol", "barlow", "c_simclr", "c_byol")
+METHODS = ("simclr", "byol", "barlow", "mocov3", "simsiam", "c_simclr", "c_byol", "c_mocov3",
+           "c_simsiam")
 PRETRAIN = [(d, m) for d in DATASETS for m in METHODS]
 
 
@@ -31,13 +33,14 @@ def _compose(kind: str, dataset: str, name: str, overrides: list[str] | None = N
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def test_every_dataset_ships_the_five_methods_and_a_linear_config():
+def test_every_dataset_ships_every_method_and_a_linear_config():
     for d in DATASETS:
         names = {p.stem for p in (ROOT / "pretrain" / d).glob("*.yaml")}
         assert set(METHODS) <= names, d
         assert (ROOT / "linear" / d / "linear.yaml").is_file(), d
-    shipped = {p.parent.name for p in (ROOT / "pretrain").glob("*/c_byol.yaml")}
-    assert shipped == set(DATASETS)
+    for variant in CEB_DEFAULTS:
+        shipped = {p.parent.name for p in (ROOT / "pretrain").glob(f"*/{variant}.yaml")}
+        assert shipped == set(DATASETS), variant
 
 
 @pytest.mark.parametrize(("dataset", "method"), PRETRAIN)
@@ -53,6 +56,9 @@ def test_pretrain_config_composes_and_validates(dataset, method):
         assert {k: mk[k] for k in SHIPPED[method]} == SHIPPED[method]
         if method == "c_byol":  # the published balance beta / w = 1 / 2 (w = 2, beta = 1)
             assert mk["beta"] / mk["w"] == 0.5
+        elif method == "c_simsiam":  # the same balance at SimSiam's w = 1/4
+            assert mk["beta"] / 0.25 == 0.5
+            assert mk["b_hidden_dim"] == cfg["method_kwargs"]["pred_hidden_dim"]
         else:  # kappa_b is 1/temperature of the baseline
             assert mk["kappa_b"] * cfg["method_kwargs"]["temperature"] == pytest.approx(1.0)
 
@@ -63,6 +69,12 @@ SHIPPED = {
     "c_simclr": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant", "beta_guard": 0.5},
     "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "w": 1.0, "b_view": "same",
                "b_hidden_dim": 4096, "beta_schedule": "constant"},
+    # beyond the paper: the contrastive family's settings (C-SimCLR's) and the regression
+    # family's (C-BYOL's) at SimSiam's loss scale (docs/faithfulness.md#beyond-the-paper)
+    "c_mocov3": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant",
+                 "beta_guard": 0.5},
+    "c_simsiam": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.125, "b_view": "same",
+                  "b_hidden_dim": 512, "beta_schedule": "constant"},
 }
 
 
@@ -71,6 +83,9 @@ def test_code_defaults_of_c_byol_are_the_release_pairing_at_solo_learns_loss_sca
     assert CEB_DEFAULTS["c_simclr"]["kappa_b"] == 10.0  # the paper's kappa_b (tau = 0.1)
     # the study's fix (docs/c-simclr-stability.md) is the code's default too
     assert CEB_DEFAULTS["c_simclr"] | SHIPPED["c_simclr"] == CEB_DEFAULTS["c_simclr"]
+    for variant in ("c_mocov3", "c_simsiam"):  # the shipped configs are the code's defaults
+        assert CEB_DEFAULTS[variant] | SHIPPED[variant] == CEB_DEFAULTS[variant]
+    assert CEB_DEFAULTS["c_mocov3"]["kappa_b"] == 10.0  # derived from the temperature instead
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -105,7 +120,7 @@ def test_bad_stem_settings_are_config_errors(change, match):
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-@pytest.mark.parametrize(("variant", "baseline"), [("c_simclr", "simclr"), ("c_byol", "byol")])
+@pytest.mark.parametrize(("variant", "baseline"), sorted(BASELINE_OF.items()))
 def test_compressed_variant_changes_only_the_ceb_keys(dataset, variant, baseline):
     c, b = _compose("pretrain", dataset, variant), _compose("pretrain", dataset, baseline)
     for cfg in (c, b):

@@ -24,7 +24,8 @@ def test_bar_items_follow_the_catalog(method):
     assert loss_key in items and items["val_acc1"] == "val_acc1"
     if method in CEB_METHODS:
         assert items[f"train_{method}_loss"] == "loss"
-        assert items[loss_key] == ("contrastive" if method == "c_simclr" else "regression")
+        assert items[loss_key] == {"c_simclr": "contrastive", "c_mocov3": "contrastive",
+                                   "c_byol": "regression", "c_simsiam": "regression"}[method]
         assert items["train_residual_above_floor"] == "R-floor"
         assert items["train_beta"] == "beta"
     else:

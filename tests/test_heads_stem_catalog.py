@@ -13,7 +13,7 @@ from cvr_solo.ceb.heads import (
     release_mlp,
 )
 from cvr_solo.ceb.vmf import mean_resultant_length
-from cvr_solo.common.catalog import BASELINE_OF, CEB_METHODS, METHODS, lookup
+from cvr_solo.common.catalog import BASELINE_OF, CEB_FAMILIES, CEB_METHODS, METHODS, lookup
 from cvr_solo.solo.stem import (
     checkpoint_has_small_stem,
     follow_checkpoint_stem,
@@ -23,12 +23,16 @@ from cvr_solo.solo.stem import (
 
 
 def test_catalog_has_one_entry_per_method_and_variants_share_their_baselines_family():
-    assert list(METHODS) == ["simclr", "c_simclr", "byol", "c_byol", "barlow_twins"]
-    assert BASELINE_OF == {"c_simclr": "simclr", "c_byol": "byol"}
-    assert CEB_METHODS == ("c_simclr", "c_byol")
+    assert list(METHODS) == ["simclr", "c_simclr", "byol", "c_byol", "mocov3", "c_mocov3",
+                             "simsiam", "c_simsiam", "barlow_twins"]
+    assert BASELINE_OF == {"c_simclr": "simclr", "c_byol": "byol", "c_mocov3": "mocov3",
+                           "c_simsiam": "simsiam"}
+    assert CEB_METHODS == ("c_simclr", "c_byol", "c_mocov3", "c_simsiam")
     for variant, base in BASELINE_OF.items():
         assert METHODS[variant].base_kwargs == METHODS[base].base_kwargs
         assert METHODS[variant].momentum == METHODS[base].momentum
+        assert METHODS[variant].loss_key == METHODS[base].loss_key or variant == "c_simclr"
+        assert METHODS[variant].family in CEB_FAMILIES and METHODS[base].family is None
     assert lookup("barlow").name == "barlow_twins"
     with pytest.raises(KeyError, match="unknown method 'moco'"):
         lookup("moco")

@@ -17,6 +17,9 @@ from cvr_solo import cli
 from cvr_solo.solo import install as ins
 from cvr_solo.solo.env import SOLO_COMMIT, SOLO_COMMIT_SHA, solo_available
 
+#: cvr-solo's methods as the verification prints them (sorted), written out.
+OURS = ["c_byol", "c_mocov3", "c_simclr", "c_simsiam"]
+
 OTHER_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -120,8 +123,8 @@ def _found(**over):
     found = {"versions": {"solo-learn": "1.0.6", "torch": "2.99.0+cu130",
                           "torchvision": "0.30.0", "lightning": "2.1.2",
                           "torchmetrics": "0.11.4", "setuptools": "80.10.2"},
-             "location": "/env/site-packages/solo", "hook": ["c_byol", "c_simclr"],
-             "methods": ["c_byol", "c_simclr"], "knn": None}
+             "location": "/env/site-packages/solo", "hook": OURS, "methods": OURS,
+             "knn": None}
     found.update(over)
     return found
 
@@ -153,7 +156,8 @@ def test_pip_command_lines_pin_torch_and_build_without_isolation(monkeypatch, tm
     assert "keeping torch 2.99.0+cu130, torchvision 0.30.0" in text
     assert "replacing the installed solo-learn 1.0.2" in text
     assert "solo-learn 1.0.6 at /env/site-packages/solo" in text
-    assert "c_byol, c_simclr registered by cvr-solo's start-up hook" in text
+    assert ("c_byol, c_mocov3, c_simclr, c_simsiam registered by cvr-solo's start-up hook"
+            in text)
     assert "torch 2.99.0+cu130 (kept)" in text and "online kNN (knn_eval): available" in text
 
 
@@ -177,8 +181,9 @@ def test_pip_failure_says_torch_is_kept(monkeypatch, tmp_path):
 @pytest.mark.parametrize(("found", "message"), [
     (_found(versions={**_found()["versions"], "torch": "2.14.1"}),
      r"pip replaced torch 2.99.0\+cu130 -> 2.14.1 despite the constraints"),
-    (_found(methods=[], hook=[]), r"c_byol/c_simclr are not in solo.methods.METHODS: "
-                                  r"cvr-solo's start-up hook"),
+    (_found(methods=[], hook=[]),
+     r"c_byol, c_mocov3, c_simclr, c_simsiam are not all in solo.methods.METHODS: "
+     r"cvr-solo's start-up hook"),
     ({"versions": {}, "error": "solo-learn 1.0.2 is installed, but cvr-solo needs >= 1.0.6"},
      r"installed but is not usable: solo-learn 1.0.2 is installed"),
 ])
@@ -211,7 +216,7 @@ def test_cli_dry_run_and_refusal(capsys):
 def test_the_verification_code_runs_in_a_real_process():
     found = ins._verify(subprocess.run)
     if solo_available():
-        assert found["methods"] == ["c_byol", "c_simclr"]
+        assert found["methods"] == OURS
         assert ins._version_tuple(found["versions"]["solo-learn"]) >= (1, 0, 6)
         assert found["knn"] is None or "torchmetrics" in found["knn"]
     else:

@@ -1,5 +1,5 @@
-"""The CEB core: vMF distribution, C-SimCLR / C-BYOL losses, beta schedules and guard,
-diagnostics, heads.
+"""The CEB core: vMF distribution, the losses (C-SimCLR, C-BYOL and, beyond the paper,
+C-MoCo v3 and C-SimSiam), beta schedules and guard, diagnostics, heads.
 
 Pure torch: nothing here imports solo-learn.
 """
@@ -27,6 +27,13 @@ from cvr_solo.ceb.losses import (
     c_simclr_loss,
     residual_information,
 )
+from cvr_solo.ceb.losses_beyond import (
+    SIMSIAM_W,
+    CMoCoV3LossOutput,
+    CSimSiamLossOutput,
+    c_mocov3_loss,
+    c_simsiam_loss,
+)
 from cvr_solo.ceb.schedules import BETA_SCHEDULES, beta_at
 from cvr_solo.ceb.vmf import (
     VonMisesFisher,
@@ -43,15 +50,20 @@ __all__ = [
     "BETA_SCHEDULES",
     "B_VIEWS",
     "FAILURE_BOUND",
+    "SIMSIAM_W",
     "BackwardEncoder",
     "CBYOLLossOutput",
+    "CMoCoV3LossOutput",
     "CSimCLRLossOutput",
+    "CSimSiamLossOutput",
     "StochasticPrediction",
     "StochasticPredictor",
     "VonMisesFisher",
     "beta_at",
     "c_byol_loss",
+    "c_mocov3_loss",
     "c_simclr_loss",
+    "c_simsiam_loss",
     "drop_last_bias",
     "embedding_distance_from_kl",
     "full_beta_ratio",

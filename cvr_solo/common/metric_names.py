@@ -12,14 +12,17 @@ TRAIN_LOSS = "train_loss"  #: a linear probe's loss
 TRAIN_ACC1 = "train_acc1"
 VAL_ACC1 = "val_acc1"
 NCE_LOSS = "train_nce_loss"  #: SimCLR's NT-Xent
-NEG_COS_SIM = "train_neg_cos_sim"  #: BYOL's regression (C-BYOL logs its own under this name)
+#: BYOL's and SimSiam's regression (C-BYOL and C-SimSiam log their own under this name)
+NEG_COS_SIM = "train_neg_cos_sim"
 BARLOW_LOSS = "train_barlow_loss"
+#: MoCo v3's InfoNCE x 2 tau, both directions (C-MoCo v3 logs its own under this name)
+CONTRASTIVE_LOSS = "train_contrastive_loss"
 
 # --- the C-variants (cvr_solo.methods) -----------------------------------------------------
 
 
 def ceb_loss(method: str) -> str:
-    """The total loss of ``method`` (``c_simclr`` / ``c_byol``)."""
+    """The total loss of ``method`` (``c_simclr``, ``c_byol``, ``c_mocov3``, ``c_simsiam``)."""
     return f"train_{method}_loss"
 
 

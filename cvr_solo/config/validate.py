@@ -47,12 +47,20 @@ _bool = partial(check_bool, error=ConfigError)
 #: kappa_e = 1024, kappa_b = 10, beta = 1, with beta held below the batch's shrink threshold
 #: (beta_guard = 0.5; null is the release: docs/c-simclr-stability.md). C-BYOL: the published
 #: kappa_e = 16384, kappa_b = 10 and the public release's pairing (b_view="same"), at
-#: solo-learn's BYOL scale w = 1 with beta = 0.5 (docs/c-byol-scale.md).
+#: solo-learn's BYOL scale w = 1 with beta = 0.5 (docs/c-byol-scale.md). Beyond the paper
+#: (docs/faithfulness.md#beyond-the-paper): C-MoCo v3 takes C-SimCLR's (kappa_b =
+#: 1/temperature), C-SimSiam C-BYOL's at SimSiam's loss scale (its loss is C-BYOL's at
+#: w = 1/4, so beta = 1/8 keeps the published beta / w = 1/2) with a backward encoder as wide
+#: as SimSiam's predictor (512).
+_CONTRASTIVE = {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
+                "beta_warmup_epochs": 0, "beta_guard": 0.5}
+_REGRESSION = {"kappa_e": 16384.0, "kappa_b": 10.0, "beta_schedule": "constant",
+               "beta_warmup_epochs": 0, "b_view": "same"}
 CEB_DEFAULTS: dict[str, dict[str, Any]] = {
-    "c_simclr": {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
-                 "beta_warmup_epochs": 0, "beta_guard": 0.5, "lipschitz_diagnostic": True},
-    "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "beta_schedule": "constant",
-               "beta_warmup_epochs": 0, "w": 1.0, "b_view": "same", "b_hidden_dim": 4096},
+    "c_simclr": {**_CONTRASTIVE, "lipschitz_diagnostic": True},
+    "c_byol": {**_REGRESSION, "beta": 0.5, "w": 1.0, "b_hidden_dim": 4096},
+    "c_mocov3": dict(_CONTRASTIVE),
+    "c_simsiam": {**_REGRESSION, "beta": 0.125, "b_hidden_dim": 512},
 }
 
 DATASETS = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom")
@@ -83,7 +91,7 @@ def _check_base_kwargs(method: str, mk: Mapping) -> None:
         value = _get(mk, key) if key in mk else None
         full = f"method_kwargs.{key}"
         if value is None:
-            if method == "c_simclr" and key == "temperature":
+            if key == "temperature" and METHODS[method].family == "contrastive":
                 continue  # derived from kappa_b
             raise ConfigError(f"{full} is missing (needed by {method})")
         if key == "temperature" or key in ("lamb", "scale_loss"):
@@ -94,9 +102,10 @@ def _check_base_kwargs(method: str, mk: Mapping) -> None:
 
 def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
                       max_epochs: int | None = None) -> dict[str, Any]:
-    """``method_kwargs`` of c_simclr / c_byol completed with :data:`CEB_DEFAULTS` and checked.
+    """``method_kwargs`` of a compressed variant completed with :data:`CEB_DEFAULTS` and checked.
 
-    C-SimCLR: kappa_b plays 1/temperature; give either (the other is derived) or both equal.
+    The contrastive ones (C-SimCLR, C-MoCo v3): kappa_b plays 1/temperature; give either (the
+    other is derived) or both equal.
     Unknown keys are rejected (a misspelt ``kapa_e`` must not silently fall back).
     """
     _choice("method", method, tuple(CEB_DEFAULTS))
@@ -106,7 +115,8 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
         if key not in allowed:
             raise ConfigError(f"method_kwargs.{key} is not a {method} setting; allowed: "
                               f"{', '.join(sorted(allowed))}")
-    if method == "c_simclr":
+    contrastive = METHODS[method].family == "contrastive"
+    if contrastive:
         kb, temp = mk.get("kappa_b"), mk.get("temperature")
         if kb is None and temp is not None:
             mk["kappa_b"] = 1.0 / _number("method_kwargs.temperature", temp, low=0,
@@ -116,7 +126,7 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
             temp = _number("method_kwargs.temperature", temp, low=0, inclusive=False)
             if not math.isclose(kb * temp, 1.0, rel_tol=1e-6):
                 raise ConfigError(f"method_kwargs.kappa_b ({kb:g}) and method_kwargs.temperature "
-                                  f"({temp:g}) disagree: in C-SimCLR kappa_b is 1/temperature; "
+                                  f"({temp:g}) disagree: in {method} kappa_b is 1/temperature; "
                                   "set one of them")
     out = {**CEB_DEFAULTS[method], **mk}
     _check_base_kwargs(method, out)
@@ -129,14 +139,16 @@ def ceb_method_kwargs(method: str, method_kwargs: Mapping | None,
     if out["beta_schedule"] == "warmup" and out["beta_warmup_epochs"] == 0:
         raise ConfigError("method_kwargs.beta_warmup_epochs must be > 0 with "
                           "beta_schedule='warmup', got 0")
-    if method == "c_simclr":
+    if contrastive:
         out["temperature"] = 1.0 / out["kappa_b"]
         if out["beta_guard"] is not None:
             out["beta_guard"] = _number("method_kwargs.beta_guard", out["beta_guard"], low=0,
                                         inclusive=False, high=1)
-        _bool("method_kwargs.lipschitz_diagnostic", out["lipschitz_diagnostic"])
+        if "lipschitz_diagnostic" in out:
+            _bool("method_kwargs.lipschitz_diagnostic", out["lipschitz_diagnostic"])
     else:
-        out["w"] = _number("method_kwargs.w", out["w"], low=0, inclusive=False)
+        if "w" in out:
+            out["w"] = _number("method_kwargs.w", out["w"], low=0, inclusive=False)
         _choice("method_kwargs.b_view", out["b_view"], B_VIEWS)
         out["b_hidden_dim"] = _number("method_kwargs.b_hidden_dim", out["b_hidden_dim"], low=1,
                                       integer=True)

@@ -2,7 +2,7 @@
 
 The flow of solo-learn's main_pretrain.py, written on its building blocks: solo.args.pretrain
 for the config, solo.data for the (torchvision or DALI) pipelines, the method from
-solo.methods.METHODS (c_simclr / c_byol registered by cvr-solo), Checkpointer and AutoResumer.
+solo.methods.METHODS (cvr-solo's C-variants registered), Checkpointer and AutoResumer.
 Additions: clear config errors up front, custom-data validation at the data's own size,
 resume matching on method_kwargs, a CSV log and throughput/memory metrics.
 """

@@ -37,8 +37,9 @@ def bar_items(method: str | None) -> list[tuple[str, str]]:
     """(logged key without ``_step``, label) pairs the bar shows for ``method``.
 
     A baseline: its loss (the catalog's ``loss_key``). A C-variant: the total loss, its
-    contrastive (C-SimCLR) or regression (C-BYOL) term, R above its floor and beta. A linear
-    probe (``method`` None): its loss and accuracy. Validation accuracy when there is one.
+    contrastive (C-SimCLR, C-MoCo v3) or regression (C-BYOL, C-SimSiam) term, R above its
+    floor and beta. A linear probe (``method`` None): its loss and accuracy. Validation
+    accuracy when there is one.
 
     Example:
         >>> bar_items("c_byol")[:2]
@@ -52,7 +53,7 @@ def bar_items(method: str | None) -> list[tuple[str, str]]:
         except KeyError:
             return [(VAL_ACC1, "val_acc1")]
         if info.name in CEB_METHODS:
-            term = "contrastive" if lookup(info.baseline or "").name == "simclr" else "regression"
+            term = str(info.family)
             items = [(ceb_loss(info.name), "loss"), (_base(info.loss_key), term),
                      (RESIDUAL_ABOVE_FLOOR, "R-floor"), (BETA, "beta")]
         else:

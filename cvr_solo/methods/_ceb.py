@@ -1,4 +1,5 @@
-"""What C-SimCLR and C-BYOL share on top of solo-learn: CEB settings, beta schedule, logging."""
+"""What the C-variants share on top of solo-learn: CEB settings, beta schedule, logging, and
+the regression family's two heads (C-BYOL, C-SimSiam)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import omegaconf
 import torch
 
 from cvr_solo.ceb.diagnostics import residual_floor
+from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor, drop_last_bias
 from cvr_solo.ceb.schedules import beta_at
 from cvr_solo.ceb.wood import sampler_failures
 from cvr_solo.common.metric_names import (
@@ -25,7 +27,7 @@ from cvr_solo.config.validate import ceb_method_kwargs, check_two_crops
 
 
 def fill_ceb_cfg(cfg: omegaconf.DictConfig, method: str) -> omegaconf.DictConfig:
-    """Completes and checks cfg.method_kwargs for ``method`` (c_simclr | c_byol) in place,
+    """Completes and checks cfg.method_kwargs for the C-variant ``method`` in place,
     after :func:`cvr_solo.config.validate.check_two_crops` on cfg.augmentations (no multi-crop)."""
     check_two_crops(method, cfg.get("augmentations"))
     mk = cfg.get("method_kwargs") or {}
@@ -45,7 +47,7 @@ class CEBMixin:
     of the residual information that compression can still remove.
     """
 
-    #: the solo-learn method whose loss the C-variant replaces (SimCLR, BYOL)
+    #: the solo-learn method whose loss the C-variant replaces (SimCLR, BYOL, MoCoV3, SimSiam)
     baseline: ClassVar[type]
 
     def shared_step(self, batch: Sequence[Any], batch_idx: int) -> dict[str, Any]:
@@ -108,3 +110,40 @@ class CEBMixin:
                       sync_dist=True)
         self.log(VMF_FAILURES, sampler_failures(device).float(), on_epoch=True,
                  reduce_fx="max", sync_dist=True)
+
+
+class StochasticHeads:
+    """The regression family's heads on a solo-learn method with a ``predictor``
+    (C-BYOL, C-SimSiam; Lee et al. 2021, Sec. 4.2): the baseline's predictor as built, its
+    last bias dropped, wrapped in a :class:`~cvr_solo.ceb.heads.StochasticPredictor`
+    (e(z|x)), and a trained :class:`~cvr_solo.ceb.heads.BackwardEncoder` (b(z|y)).
+
+    Put it first (``class CBYOL(StochasticHeads, CEBMixin, BYOL)``) and call
+    :meth:`_init_heads` after the baseline's ``__init__`` and ``_init_ceb``.
+    """
+
+    def _init_heads(self, mk: omegaconf.DictConfig) -> None:
+        d = int(mk.proj_output_dim)
+        self.b_view: str = str(mk.b_view)
+        self.predictor = StochasticPredictor(drop_last_bias(self.predictor), d, self.kappa_e)
+        self.backward_encoder = BackwardEncoder(d, int(mk.b_hidden_dim))
+
+    @property
+    def learnable_params(self) -> list[dict[str, Any]]:
+        """The baseline's parameter groups (its ``predictor`` group holds the stochastic
+        head) plus the backward encoder."""
+        return [*super().learnable_params,  # type: ignore[misc]
+                {"name": "backward_encoder", "params": self.backward_encoder.parameters()}]
+
+    def forward(self, X: torch.Tensor) -> dict[str, Any]:
+        """The baseline's forward, whose predictor is the stochastic head: z (projection),
+        p = W z_e (prediction), and the head's mu_e, z_e (its vMF sample) and
+        e_cos = mu_e^T z_e."""
+        out = super().forward(X)  # type: ignore[misc]
+        head = out["p"]  # the baseline's forward put the StochasticPrediction where p goes
+        out.update({"p": head.p, "mu_e": head.mu_e, "z_e": head.z, "e_cos": head.cos})
+        return out
+
+    def backward_means(self, targets: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """mu_b = l2norm(b(l2norm(t))) for each view's target projection."""
+        return [self.backward_encoder(t) for t in targets]

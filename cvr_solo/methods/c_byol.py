@@ -9,14 +9,13 @@ import omegaconf
 import torch
 from solo.methods.byol import BYOL
 
-from cvr_solo.ceb.heads import BackwardEncoder, StochasticPredictor, drop_last_bias
 from cvr_solo.ceb.losses import c_byol_loss
 from cvr_solo.common.metric_names import NEG_COS_SIM
 from cvr_solo.common.representation import z_std
-from cvr_solo.methods._ceb import CEBMixin, fill_ceb_cfg
+from cvr_solo.methods._ceb import CEBMixin, StochasticHeads, fill_ceb_cfg
 
 
-class CBYOL(CEBMixin, BYOL):
+class CBYOL(StochasticHeads, CEBMixin, BYOL):
     baseline = BYOL
 
     def __init__(self, cfg: omegaconf.DictConfig):
@@ -24,7 +23,8 @@ class CBYOL(CEBMixin, BYOL):
 
         Online: backbone -> BYOL projector -> BYOL's predictor as built, its last Linear made
         bias-free as in the release and wrapped in a
-        :class:`~cvr_solo.ceb.heads.StochasticPredictor`: mu_e = l2norm(MLP(y)), z ~ vMF(mu_e,
+        :class:`~cvr_solo.ceb.heads.StochasticPredictor` (both heads:
+        :class:`~cvr_solo.methods._ceb.StochasticHeads`): mu_e = l2norm(MLP(y)), z ~ vMF(mu_e,
         kappa_e) while training, z = mu_e in eval, p = W z. Target: solo-learn's EMA backbone
         + projector -> t (no gradient). :class:`~cvr_solo.ceb.heads.BackwardEncoder` on
         l2norm(t) gives mu_b; it is trained (never EMA-updated) through beta * (-log b).
@@ -47,12 +47,8 @@ class CBYOL(CEBMixin, BYOL):
         """
         super().__init__(cfg)
         self._init_ceb(self.cfg)
-        mk = self.cfg.method_kwargs
-        d = int(mk.proj_output_dim)
-        self.w: float = float(mk.w)
-        self.b_view: str = str(mk.b_view)
-        self.predictor = StochasticPredictor(drop_last_bias(self.predictor), d, self.kappa_e)
-        self.backward_encoder = BackwardEncoder(d, int(mk.b_hidden_dim))
+        self._init_heads(self.cfg.method_kwargs)
+        self.w: float = float(self.cfg.method_kwargs.w)
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -60,29 +56,6 @@ class CBYOL(CEBMixin, BYOL):
         cfg = fill_ceb_cfg(cfg, "c_byol")
         cfg = super(CBYOL, CBYOL).add_and_assert_specific_cfg(cfg)
         return cfg
-
-    @property
-    def learnable_params(self) -> list[dict[str, Any]]:
-        """BYOL's parameter groups (its ``predictor`` group holds the stochastic head) plus
-        the backward encoder."""
-        return [*super().learnable_params,
-                {"name": "backward_encoder", "params": self.backward_encoder.parameters()}]
-
-    @staticmethod
-    def _unpack_head(out: dict[str, Any]) -> dict[str, Any]:
-        head = out["p"]  # BYOL's forward put the StochasticPrediction where p goes
-        out.update({"p": head.p, "mu_e": head.mu_e, "z_e": head.z, "e_cos": head.cos})
-        return out
-
-    def forward(self, X: torch.Tensor) -> dict[str, Any]:
-        """BYOL's forward, whose predictor is the stochastic head: z (projection),
-        p = W z_e (prediction), and the head's mu_e, z_e (its vMF sample) and
-        e_cos = mu_e^T z_e."""
-        return self._unpack_head(super().forward(X))
-
-    def backward_means(self, targets: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """mu_b = l2norm(b(l2norm(t))) for each view's target projection."""
-        return [self.backward_encoder(t) for t in targets]
 
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """C-BYOL loss on the two views plus the online (and momentum) classifiers' losses."""

@@ -7,9 +7,13 @@ import runs cvr-solo's start-up hook, which registers.
 """
 
 from cvr_solo.methods.c_byol import CBYOL
+from cvr_solo.methods.c_mocov3 import CMoCoV3
 from cvr_solo.methods.c_simclr import CSimCLR
+from cvr_solo.methods.c_simsiam import CSimSiam
 
-#: What :func:`cvr_solo.register` adds to ``solo.methods.METHODS``.
-CVR_METHODS = {"c_simclr": CSimCLR, "c_byol": CBYOL}
+#: What :func:`cvr_solo.register` adds to ``solo.methods.METHODS``: the catalog's C-variants
+#: (:data:`cvr_solo.common.catalog.CEB_METHODS`, a unit test keeps them equal).
+CVR_METHODS = {"c_simclr": CSimCLR, "c_byol": CBYOL, "c_mocov3": CMoCoV3,
+               "c_simsiam": CSimSiam}
 
 __all__ = ["CVR_METHODS"]

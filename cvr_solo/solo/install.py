@@ -13,7 +13,8 @@ environment's own interpreter (``python -m pip``):
    commit) with ``--no-build-isolation`` under a constraints file that pins the installed torch
    and torchvision (pip fails rather than replace them) and ``setuptools<82``;
 3. checks in a fresh process that ``solo`` imports, its version is >= 1.0.6, torch and
-   torchvision are unchanged, and ``c_simclr`` / ``c_byol`` are in ``solo.methods.METHODS``;
+   torchvision are unchanged, and cvr-solo's methods (``c_simclr``, ``c_byol``, ``c_mocov3``,
+   ``c_simsiam``) are in ``solo.methods.METHODS``;
    then prints what it did.
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cvr_solo.common.catalog import CEB_METHODS
 from cvr_solo.solo.env import SOLO_COMMIT, _version_tuple
 from cvr_solo.solo.source import (
     DEFAULT_SOURCE,
@@ -58,6 +60,7 @@ PREFIX = "cvr-solo install-solo"
 # (the start-up hook registers cvr-solo's methods), prints one JSON line.
 _VERIFY = """
 import importlib.metadata as md, json, os
+from cvr_solo.common.catalog import CEB_METHODS
 from cvr_solo.solo.env import SoloLearnUnavailableError, online_knn_problem, require_solo
 def version(name):
     try:
@@ -72,11 +75,11 @@ except SoloLearnUnavailableError as err:
 else:
     import solo, solo.methods
     out["location"] = os.path.dirname(solo.__file__)
-    out["hook"] = sorted(k for k in ("c_byol", "c_simclr") if k in solo.methods.METHODS)
+    out["hook"] = sorted(k for k in CEB_METHODS if k in solo.methods.METHODS)
     if os.environ.get("CVR_SOLO_NO_AUTOREGISTER"):
         import cvr_solo
         cvr_solo.register()
-    out["methods"] = sorted(k for k in ("c_byol", "c_simclr") if k in solo.methods.METHODS)
+    out["methods"] = sorted(k for k in CEB_METHODS if k in solo.methods.METHODS)
     out["knn"] = online_knn_problem()
 print(json.dumps(out))
 """
@@ -230,15 +233,16 @@ def install_solo(source: SoloSource, *, dry_run: bool = False, quiet: bool = Fal
                if before[n] and after.get(n) != before[n]]
     if changed:
         raise InstallSoloError(f"pip replaced {', '.join(changed)} despite the constraints")
-    if found["methods"] != ["c_byol", "c_simclr"]:
+    ours = ", ".join(sorted(CEB_METHODS))
+    if found["methods"] != sorted(CEB_METHODS):
         raise InstallSoloError(
-            "solo-learn imports, but c_byol/c_simclr are not in solo.methods.METHODS: "
+            f"solo-learn imports, but {ours} are not all in solo.methods.METHODS: "
             "cvr-solo's start-up hook (cvr_solo_autoregister.pth) is missing from this "
             "environment; install cvr-solo itself with pip (pip install -e .)")
     how = ("by cvr-solo's start-up hook" if found["hook"] == found["methods"] else
            "by cvr_solo.register() (CVR_SOLO_NO_AUTOREGISTER is set: the hook is off)")
     echo(f"{PREFIX}: verified in a fresh process: solo-learn {after['solo-learn']} at "
-         f"{found['location']}; c_byol, c_simclr registered {how}")
+         f"{found['location']}; {ours} registered {how}")
     echo(f"{PREFIX}: environment: " + ", ".join(
         f"{n} {after.get(n)}" + (" (kept)" if n in PROTECTED and before[n] else "")
         for n in REPORTED[1:]))

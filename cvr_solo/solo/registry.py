@@ -1,4 +1,5 @@
-"""Putting c_simclr and c_byol into solo-learn's ``solo.methods.METHODS``.
+"""Putting cvr-solo's methods (c_simclr, c_byol, c_mocov3, c_simsiam) into solo-learn's
+``solo.methods.METHODS``.
 
 solo-learn has no plugin entry points: main_pretrain.py, main_knn.py and main_umap.py look
 methods up in the plain dict ``solo.methods.METHODS``. cvr-solo installs a start-up hook
@@ -15,8 +16,9 @@ __all__ = ["register"]
 
 
 def register() -> dict[str, type]:
-    """Adds ``c_simclr`` and ``c_byol`` to ``solo.methods.METHODS`` and lets solo-learn's
-    ResNets take ``backbone.kwargs.small_stem`` (:mod:`cvr_solo.solo.stem`); idempotent.
+    """Adds :data:`cvr_solo.methods.registered.CVR_METHODS` to ``solo.methods.METHODS`` and
+    lets solo-learn's ResNets take ``backbone.kwargs.small_stem`` (:mod:`cvr_solo.solo.stem`);
+    idempotent.
 
     Raises :class:`cvr_solo.solo.env.SoloLearnUnavailableError` (with the fix) without a usable
     solo-learn, and RuntimeError if another class already holds one of the names.
