@@ -22,7 +22,8 @@ def test_parse_methods():
         ("barlow", "barlow_twins", {})]
     with pytest.raises(ValueError, match="unknown method 'moco'"):
         parse_methods("simclr,moco")
-    with pytest.raises(ValueError, match="only c_simclr/c_byol take CEB overrides"):
+    with pytest.raises(ValueError,
+                       match="only c_simclr/c_byol/c_mocov3/c_simsiam take CEB overrides"):
         parse_methods("byol:beta=1")
     with pytest.raises(ValueError, match="give each run once"):
         parse_methods("byol,byol")

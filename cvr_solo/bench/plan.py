@@ -131,7 +131,8 @@ def parse_methods(spec: str) -> list[tuple[str, str, dict[str, str]]]:
                 raise ValueError(f"--methods: {item!r}: overrides are key=value joined by '+'")
             kwargs[key] = value
         if kwargs and info.name not in CEB_METHODS:
-            raise ValueError(f"--methods: {item!r}: only c_simclr/c_byol take CEB overrides")
+            raise ValueError(f"--methods: {item!r}: only {'/'.join(CEB_METHODS)} take CEB "
+                             "overrides")
         out.append((item.replace(":", "@").replace("+", "_"), info.name, kwargs))
     labels = [label for label, _, _ in out]
     if len(set(labels)) != len(labels) or not out:

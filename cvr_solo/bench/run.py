@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, type=Path,
                         help="image folder with train/ and val/ (cvr-solo data fashion-mnist)")
     parser.add_argument("--methods", default="simclr,c_simclr,byol,c_byol,barlow_twins",
-                        help="comma-separated methods (%(default)s); a C-variant may carry "
+                        help="comma-separated methods (%(default)s; also mocov3, c_mocov3, "
+                             "simsiam, c_simsiam); a C-variant may carry "
                              "method_kwargs overrides joined by '+', e.g. "
                              "c_byol:b_view=other+beta=1.0 (each a row of its own)")
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="smoke",

@@ -56,6 +56,16 @@ class CSimSiam(StochasticHeads, CEBMixin, SimSiam):
         cfg = super(CSimSiam, CSimSiam).add_and_assert_specific_cfg(cfg)
         return cfg
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Drops the ``get_lr`` that solo-learn puts on the lr scheduler for SimSiam's fixed
+        predictor lr (a ``functools.partial``) from the saved scheduler state: with it, torch's
+        default ``torch.load(weights_only=True)`` refuses the checkpoint (solo-learn's own
+        main_linear.py, Lightning's ``load_from_checkpoint``). On resume, solo-learn's
+        ``configure_optimizers`` sets it again before the state is loaded."""
+        super().on_save_checkpoint(checkpoint)
+        for state in checkpoint.get("lr_schedulers", []):
+            state.pop("get_lr", None)
+
     def training_step(self, batch: Sequence[Any], batch_idx: int) -> torch.Tensor:
         """C-SimSiam loss on the two views plus the online classifier's loss."""
         out = self.shared_step(batch, batch_idx)

@@ -61,16 +61,24 @@ TINY_RUNS: dict[str, tuple[str, list[str]]] = {
     "c_byol-other": ("c_byol", ["method_kwargs.b_view=other"]),
     "c_byol-same": ("c_byol", ["method_kwargs.b_view=same"]),
     "barlow": ("barlow", []),
+    # beyond the paper; the collapse warning's threshold is raised above any spread (std of
+    # z/|z| is at most 1/sqrt(d)) with patience 1, so that the warning fires: it must reach
+    # these methods' projector as it does the others' (test_solo_methods reads train_collapsed)
+    "c_mocov3": ("c_mocov3", ["collapse_warning.threshold=1.0", "collapse_warning.patience=1"]),
+    "c_simsiam": ("c_simsiam", ["collapse_warning.threshold=1.0",
+                                "collapse_warning.patience=1"]),
 }
 
 
 class TinyRun(NamedTuple):
-    """A finished ``cvr-solo pretrain`` of :data:`TINY_RUNS`: its exit code and stderr, and
-    its checkpoint.dir (the run folder is ``models / <method>``). Shared: read it only."""
+    """A finished ``cvr-solo pretrain`` of :data:`TINY_RUNS`: its exit code, stderr and
+    stdout, and its checkpoint.dir (the run folder is ``models / <method>``). Shared: read it
+    only."""
 
     returncode: int
     stderr: str
     models: Path
+    stdout: str
 
 
 def tiny_run(root: Path, data: Path, label: str) -> TinyRun:
@@ -82,11 +90,13 @@ def tiny_run(root: Path, data: Path, label: str) -> TinyRun:
         proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name",
                        f"{config}.yaml", *small_run_overrides(data, folder / "models"), *extra)
         (folder / "stderr.txt").write_text(proc.stderr)
+        (folder / "stdout.txt").write_text(proc.stdout)
         (folder / "returncode").write_text(str(proc.returncode))
 
     folder = build_once(root, f"tiny-run-{label}", build)
     return TinyRun(int((folder / "returncode").read_text()),
-                   (folder / "stderr.txt").read_text(), folder / "models")
+                   (folder / "stderr.txt").read_text(), folder / "models",
+                   (folder / "stdout.txt").read_text())
 
 
 def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str]:

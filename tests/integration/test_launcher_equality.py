@@ -42,7 +42,8 @@ pl.Trainer.__init__ = _with_recorder
 """
 
 #: each config's augmentation entries (symmetric SimCLR: one pipeline with two crops)
-_PIPELINES = {"simclr": 1, "c_simclr": 1, "byol": 2, "c_byol": 2, "barlow": 2}
+_PIPELINES = {"simclr": 1, "c_simclr": 1, "byol": 2, "c_byol": 2, "barlow": 2, "mocov3": 2,
+              "c_mocov3": 2, "simsiam": 1, "c_simsiam": 1}
 
 
 def _losses(argv: list[str], cwd: Path, site: Path, out: Path) -> list[list[float]]:
@@ -56,10 +57,12 @@ def _losses(argv: list[str], cwd: Path, site: Path, out: Path) -> list[list[floa
 @pytest.mark.skipif(not os.environ.get("CVR_SOLO_TEST_SOLO_SRC"),
                     reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
                            "unmodified main_pretrain.py beside cvr-solo pretrain")
-@pytest.mark.parametrize("name", [  # the current Lightning (CI stage 3): our two methods
+@pytest.mark.parametrize("name", [  # the current Lightning (CI stage 3): our methods
     pytest.param("simclr", marks=pytest.mark.pins_only), "c_simclr",
     pytest.param("byol", marks=pytest.mark.pins_only), "c_byol",
-    pytest.param("barlow", marks=pytest.mark.pins_only)])
+    pytest.param("barlow", marks=pytest.mark.pins_only),
+    pytest.param("mocov3", marks=pytest.mark.pins_only), "c_mocov3",
+    pytest.param("simsiam", marks=pytest.mark.pins_only), "c_simsiam"])
 def test_cvr_solo_pretrain_and_solo_learns_main_pretrain_give_the_same_losses(
         tmp_path, fm_data, name):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])

@@ -19,7 +19,10 @@ from tests.integration.helpers import LINEAR
                     reason="set CVR_SOLO_TEST_SOLO_SRC to a solo-learn checkout to run its own "
                            "unmodified main_linear.py")
 @pytest.mark.parametrize("method", ["c_byol", pytest.param("c_simclr",
-                                                           marks=pytest.mark.pins_only)])
+                                                           marks=pytest.mark.pins_only),
+                                    # its checkpoint loads with torch.load's weights_only
+                                    # default (CSimSiam.on_save_checkpoint)
+                                    "c_simsiam"])
 def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path, fm_data,
                                                                       tiny_runs, method):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
@@ -58,5 +61,5 @@ def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path,
          "print(type(m).__name__, torch.equal(m.backbone.conv1.weight, "
          "w['backbone.conv1.weight']))", str(ckpt), str(ckpt.parent / "args.json")],
         capture_output=True, text=True, timeout=300)
-    name = {"c_byol": "CBYOL", "c_simclr": "CSimCLR"}[method]
+    name = {"c_byol": "CBYOL", "c_simclr": "CSimCLR", "c_simsiam": "CSimSiam"}[method]
     assert load.stdout.strip().splitlines()[-1] == f"{name} True", load.stderr[-2000:]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cvr_solo.common.catalog import METHODS as METHODS_INFO
 from cvr_solo.solo.stem import has_small_stem
 
 from .helpers import LINEAR, PRETRAIN, REPO, compose_pretrain, run_cli, small_run_overrides
@@ -31,7 +32,11 @@ METHOD_RUNS = [  # (label of helpers.TINY_RUNS, method)
     pytest.param("c_byol-other", "c_byol", id="c_byol-other", marks=_AGAIN),
     pytest.param("c_byol-same", "c_byol", id="c_byol-same"),
     pytest.param("barlow", "barlow_twins", id="barlow", marks=_AGAIN),
+    pytest.param("c_mocov3", "c_mocov3", id="c_mocov3"),
+    pytest.param("c_simsiam", "c_simsiam", id="c_simsiam"),
 ]
+#: cvr-solo's methods as solo-learn's METHODS lists them after registration, written out.
+OURS = "['c_byol', 'c_mocov3', 'c_simclr', 'c_simsiam']"
 
 
 def _metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -52,7 +57,7 @@ def test_register_is_idempotent_and_hook_registers_in_a_fresh_process():
     code = "from solo.methods import METHODS; print(sorted(k for k in METHODS if 'c_' in k))"
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                          text=True, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "['c_byol', 'c_simclr']", out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == OURS, out.stderr[-2000:]
     off = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                          text=True, timeout=300,
                          env={**os.environ, "CVR_SOLO_NO_AUTOREGISTER": "1"})
@@ -73,7 +78,7 @@ def test_the_hook_registers_when_our_methods_import_solo_learn_first():
                          timeout=300, env={k: v for k, v in os.environ.items()
                                            if k not in ("PYTHONWARNINGS", "CVR_SOLO_QUIET")})
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "['c_byol', 'c_simclr']"
+    assert out.stdout.strip().splitlines()[-1] == OURS
     assert "could not register" not in out.stderr, out.stderr[-3000:]
 
 
@@ -98,7 +103,11 @@ def test_pretrain_linear_and_knn_load(tmp_path, fm_data, tiny_runs, label, metho
                     if r.get("train_vmf_failures_step")]
         assert failures and set(failures) == {0.0}  # each draw fails with P < 1e-12
         assert {r["train_kappa_e_step"] for r in rows if r.get("train_kappa_e_step")} == {
-            "16384.0" if method == "c_byol" else "1024.0"}
+            "16384.0" if METHODS_INFO[method].family == "regression" else "1024.0"}
+    if label in ("c_mocov3", "c_simsiam"):  # helpers.TINY_RUNS sets a threshold that fires
+        collapsed = [float(r["train_collapsed"]) for r in rows if r.get("train_collapsed")]
+        assert collapsed and collapsed[-1] == 1.0
+        assert "cvr-solo pretrain: warning: projections collapsed at step" in run.stdout
     if method == "c_simclr":
         lips = [float(r["train_lipschitz_lower_bound_step"]) for r in rows
                 if r.get("train_lipschitz_lower_bound_step")]
@@ -123,7 +132,7 @@ def test_pretrain_linear_and_knn_load(tmp_path, fm_data, tiny_runs, label, metho
     assert args["backbone"]["kwargs"] == {"small_stem": True}
     backbones = ["backbone", *(["momentum_backbone"] if hasattr(model, "momentum_backbone")
                                else [])]
-    assert backbones == (["backbone", "momentum_backbone"] if method in ("byol", "c_byol")
+    assert backbones == (["backbone", "momentum_backbone"] if METHODS_INFO[method].momentum
                          else ["backbone"])
     for name in backbones:
         assert state[f"{name}.conv1.weight"].shape == (64, 3, 3, 3), name
