@@ -295,3 +295,48 @@ def test_c_simclr_guard_off_is_the_release():
                                           "beta_guard": 1})["beta_guard"] == 1.0
     assert _fm("simclr")["collapse_warning"] == {"enabled": True, "patience": 3,
                                                   "threshold": None}
+
+
+@pytest.mark.parametrize(("method", "path", "value", "match"), [
+    # C-SimSiam has no w: its regression weight is SimSiam's scale, fixed (SIMSIAM_W)
+    ("c_simsiam", "method_kwargs.w", 1.0, "method_kwargs.w is not a c_simsiam setting"),
+    ("c_simsiam", "method_kwargs.b_view", "both", "method_kwargs.b_view must be one of"),
+    ("c_simsiam", "method_kwargs.b_hidden_dim", 0, "method_kwargs.b_hidden_dim must be an "
+                                                    "integer >= 1, got 0"),
+    ("c_mocov3", "method_kwargs.kappa_b", 10.0, r"method_kwargs.kappa_b \(10\) and "
+     r"method_kwargs.temperature \(0.2\) disagree: in c_mocov3 kappa_b is 1/temperature"),
+    ("c_mocov3", "method_kwargs.beta_guard", 2.0, "method_kwargs.beta_guard must be a number "
+                                                  "> 0 and <= 1, got 2.0"),
+    ("c_mocov3", "method_kwargs.lipschitz_diagnostic", True,
+     "method_kwargs.lipschitz_diagnostic is not a c_mocov3 setting"),
+    ("c_mocov3", "momentum.final_tau", 1.5, "momentum.final_tau must be a number >= 0 and "
+                                            "<= 1, got 1.5"),
+])
+def test_new_variants_bad_values_name_key_value_and_range(method, path, value, match):
+    cfg = _fm(method)
+    node = cfg
+    *parents, leaf = path.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    with pytest.raises(ConfigError, match=match):
+        validate_pretrain_cfg(cfg)
+
+
+def test_c_mocov3_derives_its_kappa_b_from_mocov3s_temperature():
+    for dataset, kappa_b in (("fashion-mnist", 5.0), ("cifar", 5.0), ("imagenet", 1.0)):
+        cfg = _compose("pretrain", dataset, "c_mocov3")
+        mk = ceb_method_kwargs("c_mocov3", cfg["method_kwargs"])
+        assert mk["kappa_b"] == pytest.approx(kappa_b), dataset
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_simsiam_takes_sgd_without_lars_settings_and_the_others_keep_lars(dataset):
+    # torch's SGD would reject LARS' clip_lr/eta/exclude_bias_n_norm as keyword arguments
+    for method in ("simsiam", "c_simsiam"):
+        opt = _compose("pretrain", dataset, method)["optimizer"]
+        assert opt["name"] == "sgd"
+        assert opt.get("kwargs", {}) == ({"momentum": 0.9} if dataset == "imagenet" else {})
+    for method in ("simclr", "byol", "barlow", "mocov3", "c_mocov3"):
+        opt = _compose("pretrain", dataset, method)["optimizer"]
+        assert opt["name"] == "lars" and {"eta", "clip_lr"} <= set(opt["kwargs"]), method

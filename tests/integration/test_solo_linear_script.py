@@ -22,7 +22,8 @@ from tests.integration.helpers import LINEAR
                                                            marks=pytest.mark.pins_only),
                                     # its checkpoint loads with torch.load's weights_only
                                     # default (CSimSiam.on_save_checkpoint)
-                                    "c_simsiam"])
+                                    "c_simsiam",
+                                    pytest.param("c_mocov3", marks=pytest.mark.pins_only)])
 def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path, fm_data,
                                                                       tiny_runs, method):
     src = Path(os.environ["CVR_SOLO_TEST_SOLO_SRC"])
@@ -61,5 +62,6 @@ def test_solo_learns_own_main_linear_evaluates_a_small_stem_checkpoint(tmp_path,
          "print(type(m).__name__, torch.equal(m.backbone.conv1.weight, "
          "w['backbone.conv1.weight']))", str(ckpt), str(ckpt.parent / "args.json")],
         capture_output=True, text=True, timeout=300)
-    name = {"c_byol": "CBYOL", "c_simclr": "CSimCLR", "c_simsiam": "CSimSiam"}[method]
+    name = {"c_byol": "CBYOL", "c_simclr": "CSimCLR", "c_simsiam": "CSimSiam",
+            "c_mocov3": "CMoCoV3"}[method]
     assert load.stdout.strip().splitlines()[-1] == f"{name} True", load.stderr[-2000:]
