@@ -1,6 +1,7 @@
 """Our launcher trains as solo-learn's own does: ``cvr-solo pretrain`` and solo-learn's
 unmodified ``main_pretrain.py``, on the same composed config and seed (fp32, CPU, a few
-steps), give the same loss at every step, for every baseline and C-variant we ship.
+steps), give the same loss at every step, for every baseline and C-variant we ship; and
+solo-learn's checkpoint loads as its main_knn.py / main_umap.py load it.
 
 The losses are read by a test double loaded in both processes (a ``sitecustomize`` that adds
 a callback writing each step's training loss, solo-learn's method loss plus its online
@@ -18,6 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from cvr_solo.common.catalog import lookup
 
 from .helpers import PRETRAIN
 
@@ -89,3 +93,21 @@ def test_cvr_solo_pretrain_and_solo_learns_main_pretrain_give_the_same_losses(
                                  folder, site, folder / "losses.jsonl")
     assert [s for s, _ in runs["cvr"]] == [1, 2, 3]
     assert runs["cvr"] == runs["solo"]
+
+    # solo-learn's own checkpoint: the small stem reached every backbone (online and
+    # momentum), and main_knn.py / main_umap.py's loading takes it:
+    # METHODS[method].load_from_checkpoint(ckpt, strict=False, cfg=args.json)
+    from omegaconf import OmegaConf
+    from solo.methods import METHODS
+
+    info = lookup(name)
+    ckpt = next((tmp_path / "solo" / "ck" / info.name).rglob("*.ckpt"))
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    for prefix in ("backbone", *(["momentum_backbone"] if info.momentum else [])):
+        assert state[f"{prefix}.conv1.weight"].shape == (64, 3, 3, 3), prefix
+    if info.name == "simsiam":
+        return  # torch.load's weights_only default refuses it (usage.md, solo-learn quirks)
+    args = OmegaConf.create(json.loads((ckpt.parent / "args.json").read_text()))
+    model = METHODS[info.name].load_from_checkpoint(ckpt, strict=False, cfg=args)
+    assert type(model) is METHODS[info.name]
+    assert torch.equal(model.backbone.conv1.weight, state["backbone.conv1.weight"])
