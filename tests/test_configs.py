@@ -174,14 +174,18 @@ def _fm(method: str) -> dict:
     ("max_epochs", 0, "max_epochs must be an integer >= 1, got 0"),
 ])
 def test_c_byol_bad_values_name_key_value_and_range(path, value, match):
-    cfg = _fm("c_byol")
+    with pytest.raises(ConfigError, match=match):
+        validate_pretrain_cfg(_set(_fm("c_byol"), path, value))
+
+
+def _set(cfg: dict, path: str, value) -> dict:
+    """cfg with cfg[a][b][c] = value for path 'a.b.c'."""
     node = cfg
     *parents, leaf = path.split(".")
     for p in parents:
         node = node[p]
     node[leaf] = value
-    with pytest.raises(ConfigError, match=match):
-        validate_pretrain_cfg(cfg)
+    return cfg
 
 
 def test_warmup_schedule_needs_warmup_epochs():
@@ -313,14 +317,8 @@ def test_c_simclr_guard_off_is_the_release():
                                             "<= 1, got 1.5"),
 ])
 def test_new_variants_bad_values_name_key_value_and_range(method, path, value, match):
-    cfg = _fm(method)
-    node = cfg
-    *parents, leaf = path.split(".")
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
     with pytest.raises(ConfigError, match=match):
-        validate_pretrain_cfg(cfg)
+        validate_pretrain_cfg(_set(_fm(method), path, value))
 
 
 def test_c_mocov3_derives_its_kappa_b_from_mocov3s_temperature():

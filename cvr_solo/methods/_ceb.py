@@ -68,6 +68,8 @@ class CEBMixin:
         self.beta_warmup_epochs: float = float(mk.beta_warmup_epochs)
         self.residual_floor: float = residual_floor(int(mk.proj_output_dim), self.kappa_e,
                                                     self.kappa_b)
+        guard = mk.get("beta_guard")  # the contrastive family's (None: off, or not a key)
+        self.beta_guard: float | None = None if guard is None else float(guard)
 
     def current_beta(self) -> float:
         """beta at this optimiser step (constant | warmup | cosine, see ceb.schedules)."""

@@ -44,8 +44,6 @@ class CMoCoV3(CEBMixin, MoCoV3):
         """
         super().__init__(cfg)
         self._init_ceb(self.cfg)
-        guard = self.cfg.method_kwargs.get("beta_guard")
-        self.beta_guard: float | None = None if guard is None else float(guard)
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:

@@ -47,8 +47,6 @@ class CSimCLR(CEBMixin, SimCLR):
         super().__init__(cfg)
         self._init_ceb(self.cfg)
         self.lipschitz_diagnostic: bool = bool(self.cfg.method_kwargs.lipschitz_diagnostic)
-        guard = self.cfg.method_kwargs.get("beta_guard")
-        self.beta_guard: float | None = None if guard is None else float(guard)
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
