@@ -72,9 +72,10 @@ def test_c_mocov3_step_feeds_the_queries_and_the_other_views_keys(tmp_path, monk
     with torch.no_grad():
         q = [model.predictor(model.projector(model.backbone(x))) for x in views]
         k = [model.momentum_projector(model.momentum_backbone(x)) for x in views]
-    for v in (0, 1):
-        assert torch.allclose(seen["q"][v].detach(), q[v], rtol=1e-4, atol=1e-4)
-        assert torch.allclose(seen["k"][v], k[v], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(q[0], q[1], atol=0.1) and not torch.allclose(k[0], k[1], atol=0.1)
+    for v in (0, 1):  # the recomputation agrees to ~1e-4 (see the C-SimSiam test below)
+        assert torch.allclose(seen["q"][v].detach(), q[v], rtol=1e-3, atol=1e-3)
+        assert torch.allclose(seen["k"][v], k[v], rtol=1e-3, atol=1e-3)
     # shipped fashion-mnist: kappa_b = 1/temperature (0.2), C-SimCLR's kappa_e and beta
     assert (seen["kappa_e"], seen["kappa_b"]) == (1024.0, 5.0)
     assert (guard["beta"], guard["kappa_e"], guard["guard"]) == (1.0, 1024.0, 0.5)
@@ -111,11 +112,12 @@ def test_c_simsiam_step_regresses_on_the_stop_gradient_projection(tmp_path, monk
         z = [model.projector(model.backbone(x)) for x in views]
     assert not torch.allclose(z[0], z[1], atol=0.1)
     for v in (0, 1):
-        # the recomputed forward agrees to ~1e-4 (batch-8 BatchNorm without affine at the
-        # projector's end amplifies the CPU kernels' rounding); the views differ by O(1)
+        # the recomputed forward agrees to ~1e-4, not exactly (batch-8 BatchNorm without
+        # affine at the projector's end amplifies the CPU kernels' rounding, which depends on
+        # the thread count); the views differ by O(1)
         assert torch.allclose(seen["t"][v], z[v], rtol=1e-3, atol=1e-3)
         assert not seen["t"][v].requires_grad  # SimSiam's stop-gradient
-        assert torch.allclose(seen["b_loc"][v], model.backward_encoder(z[v]), rtol=1e-4, atol=1e-4)
+        assert torch.allclose(seen["b_loc"][v], model.backward_encoder(z[v]), rtol=1e-3, atol=1e-3)
         assert torch.allclose(seen["p"][v], model.predictor.out(seen["z"][v]), rtol=1e-4, atol=1e-4)
     assert (seen["kappa_e"], seen["kappa_b"], seen["beta"], seen["b_view"]) == (
         16384.0, 10.0, 0.125, "same")
