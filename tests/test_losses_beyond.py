@@ -200,3 +200,19 @@ def test_the_new_losses_default_to_their_familys_published_settings():
     assert (siam["kappa_e"].default, siam["kappa_b"].default) == (16384.0, 10.0)  # C-BYOL's
     assert siam["beta"].default / SIMSIAM_W == 0.5  # C-BYOL's published beta / w
     assert siam["b_view"].default == "same"
+
+
+def test_c_mocov3_takes_a_device_beta_as_the_same_number():
+    q1, q2, k1, k2 = _views(6, 16, seed=11, n=4)
+    as_number = c_mocov3_loss([q1, q2], [k1, k2], beta=0.3, sample=False)
+    as_tensor = c_mocov3_loss([q1, q2], [k1, k2], beta=torch.tensor(0.3, dtype=torch.float64),
+                              sample=False)
+    assert as_tensor.loss.item() == pytest.approx(as_number.loss.item(), rel=1e-12)
+
+
+def test_c_mocov3_shape_errors_name_both_tensors():
+    q = _views(4, 8, seed=12)
+    with pytest.raises(ValueError, match=r"q\[1\] must have the shape of q\[0\] \(4, 8\)"):
+        c_mocov3_loss([q[0], q[1][:, :4]], q)
+    with pytest.raises(ValueError, match=r"k must be a pair"):
+        c_mocov3_loss(q, [q[0]])

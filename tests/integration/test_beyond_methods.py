@@ -126,3 +126,13 @@ def test_c_simsiam_step_regresses_on_the_stop_gradient_projection(tmp_path, monk
     assert float(logged["train_c_simsiam_loss"]) == pytest.approx(float(out.loss))
     assert float(logged["train_neg_cos_sim"]) == pytest.approx(float(out.neg_cos_sim))
     assert float(logged["train_residual"]) == pytest.approx(float(out.residual.mean()))
+
+
+def test_c_simsiam_checkpoints_drop_only_solo_learns_scheduler_partial(tmp_path):
+    import functools
+
+    model = _method(tmp_path, "c_simsiam", [*SMALL, "method_kwargs.b_hidden_dim=32"])
+    state = {"lr_schedulers": [{"get_lr": functools.partial(max, 1), "last_epoch": 3}],
+             "state_dict": {"w": 1}}
+    model.on_save_checkpoint(state)
+    assert state == {"lr_schedulers": [{"last_epoch": 3}], "state_dict": {"w": 1}}
