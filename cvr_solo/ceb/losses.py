@@ -96,6 +96,14 @@ def residual_information(
                 + kappa_e * cos_e - kappa_b * cos_b)
 
 
+def _device_or_checked_beta(beta: float | torch.Tensor) -> float | torch.Tensor:
+    """A 0-d tensor beta detached and used as it is (a guard's beta on the device: reading it
+    to check it would sync); anything else checked as a number >= 0."""
+    if isinstance(beta, torch.Tensor) and beta.dim() == 0:
+        return beta.detach()
+    return check_non_negative("beta", beta)
+
+
 def _upcast(x: torch.Tensor) -> torch.Tensor:
     """x in float32, or float64 if it already is."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
@@ -168,10 +176,7 @@ def c_simclr_loss(
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
-    if isinstance(beta, torch.Tensor) and beta.dim() == 0:
-        beta = beta.detach()
-    else:
-        beta = check_non_negative("beta", beta)
+    beta = _device_or_checked_beta(beta)
     check_features("r1", r1)
     check_features("r2", r2)
     check_same_shape(("r1", "r2"), (r1, r2))

@@ -26,9 +26,15 @@ import torch
 import torch.nn.functional as F
 
 from cvr_solo.ceb.distributed import gather_rows
-from cvr_solo.ceb.losses import _pair, _upcast, c_byol_loss, residual_information
+from cvr_solo.ceb.losses import (
+    _device_or_checked_beta,
+    _pair,
+    _upcast,
+    c_byol_loss,
+    residual_information,
+)
 from cvr_solo.ceb.vmf import vmf_rsample
-from cvr_solo.common.checks import check_non_negative, check_positive, check_same_shape
+from cvr_solo.common.checks import check_positive, check_same_shape
 
 __all__ = [
     "SIMSIAM_W",
@@ -104,10 +110,7 @@ def c_mocov3_loss(
     """
     kappa_e = check_positive("kappa_e", kappa_e)
     kappa_b = check_positive("kappa_b", kappa_b)
-    if isinstance(beta, torch.Tensor) and beta.dim() == 0:
-        beta = beta.detach()
-    else:
-        beta = check_non_negative("beta", beta)
+    beta = _device_or_checked_beta(beta)
     q, k = _pair("q", q), _pair("k", k)
     check_same_shape(("q[0]", "q[1]", "k[0]", "k[1]"), (*q, *k))
     b = q[0].shape[0]
