@@ -56,8 +56,8 @@ def test_pretrain_config_composes_and_validates(dataset, method):
         assert {k: mk[k] for k in SHIPPED[method]} == SHIPPED[method]
         if method == "c_byol":  # the published balance beta / w = 1 / 2 (w = 2, beta = 1)
             assert mk["beta"] / mk["w"] == 0.5
-        elif method == "c_simsiam":  # the same balance at SimSiam's w = 1/4
-            assert mk["beta"] / 0.25 == 0.5
+        elif method == "c_simsiam":  # a tenth of that balance at SimSiam's w = 1/4
+            assert mk["beta"] / 0.25 == pytest.approx(0.05, rel=1e-12)
             assert mk["b_hidden_dim"] == cfg["method_kwargs"]["pred_hidden_dim"]
         else:  # kappa_b is 1/temperature of the baseline
             assert mk["kappa_b"] * cfg["method_kwargs"]["temperature"] == pytest.approx(1.0)
@@ -70,10 +70,11 @@ SHIPPED = {
     "c_byol": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.5, "w": 1.0, "b_view": "same",
                "b_hidden_dim": 4096, "beta_schedule": "constant"},
     # beyond the paper: the contrastive family's settings (C-SimCLR's) and the regression
-    # family's (C-BYOL's) at SimSiam's loss scale (docs/faithfulness.md#beyond-the-paper)
+    # family's (C-BYOL's) at SimSiam's loss scale, beta a tenth of C-BYOL's beta / w, which
+    # collapsed SimSiam (docs/faithfulness.md#beyond-the-paper)
     "c_mocov3": {"kappa_e": 1024.0, "beta": 1.0, "beta_schedule": "constant",
                  "beta_guard": 0.5},
-    "c_simsiam": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.125, "b_view": "same",
+    "c_simsiam": {"kappa_e": 16384.0, "kappa_b": 10.0, "beta": 0.0125, "b_view": "same",
                   "b_hidden_dim": 512, "beta_schedule": "constant"},
 }
 

@@ -159,7 +159,7 @@ def c_simsiam_loss(
     b_loc: Sequence[torch.Tensor],
     kappa_e: float = 16384.0,
     kappa_b: float = 10.0,
-    beta: float = 0.125,
+    beta: float = 0.0125,
     b_view: str = "same",
     e_cos: Sequence[torch.Tensor] | None = None,
 ) -> CSimSiamLossOutput:
@@ -173,8 +173,9 @@ def c_simsiam_loss(
              = c_byol_loss(w = 1/4, beta) - 1,
 
     the regression CEB of C-BYOL (Lee et al. 2021, Sec. 4.2) at SimSiam's loss scale. The
-    default beta = 1/8 keeps C-BYOL's published beta / w = 1/2 at w = 1/4; kappa_e and
-    kappa_b are C-BYOL's published ones. beta = 0 with z = mu_e is SimSiam's loss
+    default beta = 0.0125 is a tenth of the 1/8 that keeps C-BYOL's published beta / w = 1/2
+    at w = 1/4 (1/8 collapsed SimSiam, which has no EMA target, at the cpu budget); kappa_e
+    and kappa_b are C-BYOL's published ones. beta = 0 with z = mu_e is SimSiam's loss
     ``simsiam_loss_func(p1, z2) / 2 + simsiam_loss_func(p2, z1) / 2``.
 
     Args:

@@ -50,8 +50,9 @@ _bool = partial(check_bool, error=ConfigError)
 #: solo-learn's BYOL scale w = 1 with beta = 0.5 (docs/c-byol-scale.md). Beyond the paper
 #: (docs/faithfulness.md#beyond-the-paper): C-MoCo v3 takes C-SimCLR's (kappa_b =
 #: 1/temperature), C-SimSiam C-BYOL's at SimSiam's loss scale (its loss is C-BYOL's at
-#: w = 1/4, so beta = 1/8 keeps the published beta / w = 1/2) with a backward encoder as wide
-#: as SimSiam's predictor (512).
+#: w = 1/4) with beta = 0.0125, a tenth of the 1/8 that keeps the published beta / w = 1/2,
+#: which collapsed SimSiam at the cpu budget (docs/benchmarks.md), and a backward encoder as
+#: wide as SimSiam's predictor (512).
 _CONTRASTIVE = {"kappa_e": 1024.0, "kappa_b": 10.0, "beta": 1.0, "beta_schedule": "constant",
                 "beta_warmup_epochs": 0, "beta_guard": 0.5}
 _REGRESSION = {"kappa_e": 16384.0, "kappa_b": 10.0, "beta_schedule": "constant",
@@ -60,7 +61,7 @@ CEB_DEFAULTS: dict[str, dict[str, Any]] = {
     "c_simclr": {**_CONTRASTIVE, "lipschitz_diagnostic": True},
     "c_byol": {**_REGRESSION, "beta": 0.5, "w": 1.0, "b_hidden_dim": 4096},
     "c_mocov3": dict(_CONTRASTIVE),
-    "c_simsiam": {**_REGRESSION, "beta": 0.125, "b_hidden_dim": 512},
+    "c_simsiam": {**_REGRESSION, "beta": 0.0125, "b_hidden_dim": 512},
 }
 
 DATASETS = ("cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom")

@@ -36,8 +36,9 @@ class CSimSiam(StochasticHeads, CEBMixin, SimSiam):
         :data:`cvr_solo.config.validate.CEB_DEFAULTS`, C-BYOL's at SimSiam's loss scale:
             kappa_e (float): forward-encoder concentration. Defaults to 16384.
             kappa_b (float): backward-encoder concentration. Defaults to 10.
-            beta (float): weight of the residual information. Defaults to 0.125, C-BYOL's
-                published beta / w = 1/2 at SimSiam's w = 1/4.
+            beta (float): weight of the residual information. Defaults to 0.0125, a
+                tenth of C-BYOL's published beta / w = 1/2 at SimSiam's w = 1/4 (which
+                collapsed at the cpu budget).
             beta_schedule (str): constant | warmup | cosine. Defaults to constant.
             beta_warmup_epochs (float): ramp length of ``warmup``. Defaults to 0.
             b_view (str): condition b on the target of the ``same`` view as z (C-BYOL's

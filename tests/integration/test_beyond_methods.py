@@ -120,7 +120,7 @@ def test_c_simsiam_step_regresses_on_the_stop_gradient_projection(tmp_path, monk
         assert torch.allclose(seen["b_loc"][v], model.backward_encoder(z[v]), rtol=1e-3, atol=1e-3)
         assert torch.allclose(seen["p"][v], model.predictor.out(seen["z"][v]), rtol=1e-4, atol=1e-4)
     assert (seen["kappa_e"], seen["kappa_b"], seen["beta"], seen["b_view"]) == (
-        16384.0, 10.0, 0.125, "same")
+        16384.0, 10.0, 0.0125, "same")
     out = seen["output"]
     assert float(total) == pytest.approx(float(out.loss + base["output"]["loss"]))
     assert float(logged["train_c_simsiam_loss"]) == pytest.approx(float(out.loss))
