@@ -181,7 +181,8 @@ def test_an_out_made_with_other_settings_is_not_mixed_with_new_runs(tmp_path):
     from cvr_solo.bench import run
 
     header = {k: None for k in run._FIXED}
-    header.update(budget="smoke", pretrain_epochs=2, small_stem=True, severities=(3,))
+    header.update(budget="smoke", pretrain_epochs=2, small_stem=True, severities=(3,),
+                  protocol=run.p.PROTOCOL.key())
     (tmp_path / "bench.json").write_text(json.dumps({**header, "pretrain_epochs": 1}))
     with pytest.raises(ValueError, match=r"other settings \(pretrain_epochs: 1 -> 2\); give"):
         run._check_reuse(tmp_path, header)
@@ -189,6 +190,11 @@ def test_an_out_made_with_other_settings_is_not_mixed_with_new_runs(tmp_path):
     (tmp_path / "bench.json").write_text(json.dumps(
         {k: v for k, v in header.items() if k != "small_stem"}))
     with pytest.raises(ValueError, match=r"small_stem: None -> True"):
+        run._check_reuse(tmp_path, header)
+    # runs evaluated under another protocol (the probe's weight decays) are not mixed in
+    (tmp_path / "bench.json").write_text(json.dumps(
+        {**header, "protocol": {**header["protocol"], "probe_weight_decays": [1e-4]}}))
+    with pytest.raises(ValueError, match=r"other settings \(protocol: "):
         run._check_reuse(tmp_path, header)
     (tmp_path / "bench.json").write_text(json.dumps(header))
     run._check_reuse(tmp_path, header)

@@ -264,6 +264,13 @@ def test_reference_stage_is_cached_per_data_and_budget(tmp_path, monkeypatch):
     assert reference(dataclasses.replace(BUDGETS["smoke"], precision="32")) == 4.0
     saved = json.loads((tmp_path / "reference.json").read_text())
     assert saved["key"]["precision"] == "32" and saved["rows"]["x"]["clean"] == 4.0
+    # another evaluation protocol: the rows of the old probe are not reused (a29cf43's
+    # report carried reference rows of the probe before its weight decay was chosen)
+    other = dataclasses.replace(stages.PROTOCOL, probe_weight_decays=(1e-4,))
+    monkeypatch.setattr(stages, "PROTOCOL", other)
+    assert reference(dataclasses.replace(BUDGETS["smoke"], precision="32")) == 5.0
+    saved = json.loads((tmp_path / "reference.json").read_text())
+    assert saved["key"]["protocol"]["probe_weight_decays"] == [1e-4]
 
 
 def test_bf16_features_are_float32_and_close_to_fp32():

@@ -32,6 +32,11 @@ class Protocol:
                 f"chosen from {decays} on a class-balanced held-out "
                 f"{self.probe_holdout:.0%} of the training images, then refit on all)")
 
+    def key(self) -> dict[str, Any]:
+        """The protocol as JSON reads it back (lists): what a saved result's key holds."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
 
 PROTOCOL = Protocol()
 

@@ -29,7 +29,8 @@ from cvr_solo.bench.plan import BUDGETS, Budget, RunSpec, plan_runs
 from cvr_solo.bench.result import RunResult, Scores
 
 #: header keys that must match for an --out's finished runs to be reused
-_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data")
+_FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data",
+          "protocol")
 #: what ``cvr-solo bench`` needs beyond the base install (the report's tables)
 _EXTRA = ("pandas", "tabulate")
 
@@ -172,7 +173,7 @@ def _bench(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     header = {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
               "methods": args.methods, "augmentations": args.augmentations,
-              "data": str(args.data.resolve()),
+              "data": str(args.data.resolve()), "protocol": p.PROTOCOL.key(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "command": "cvr-solo bench " + shlex.join(args.argv)}
     _check_reuse(out, header)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
+from cvr_solo.bench.plan import PROTOCOL, Budget, RunSpec, hydra_args
 from cvr_solo.bench.result import RunResult, Scores
 from cvr_solo.common.catalog import METHODS
 from cvr_solo.common.metric_names import DIAG_KEYS, DIAG_PREFIX
@@ -244,11 +244,13 @@ def reference_args(cfg: Any) -> dict[str, Any]:
 
 
 def reference_key(ctx: Context, run_args: dict[str, Any]) -> dict[str, Any]:
-    """What the reference rows depend on; reference.json is reused while it matches."""
+    """What the reference rows depend on, the evaluation protocol included; reference.json
+    is reused while it matches."""
     b, bb = ctx.budget, run_args["backbone"]
     return {"data": str(ctx.data.resolve()), "subset": b.subset, "val_subset": b.val_subset,
             "corruption_subset": b.corruption_subset, "severities": list(b.severities),
-            "precision": b.precision, "backbone": bb["name"], "backbone_kwargs": bb["kwargs"]}
+            "precision": b.precision, "backbone": bb["name"], "backbone_kwargs": bb["kwargs"],
+            "protocol": PROTOCOL.key()}
 
 
 def reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores]:
