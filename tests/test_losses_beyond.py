@@ -203,6 +203,26 @@ def test_the_new_losses_default_to_their_familys_published_settings():
     assert siam["b_view"].default == "same"
 
 
+def test_the_new_losses_compute_with_the_defaults_they_state():
+    """A call without the settings equals one that spells out the stated defaults (the
+    signature alone would not show a default the body reads differently)."""
+    q = _views(6, 16, seed=14, n=4)
+    explicit = dict(kappa_e=1024.0, kappa_b=5.0, beta=1.0, sample=True)
+    torch.manual_seed(0)
+    bare = c_mocov3_loss(q[:2], q[2:])
+    torch.manual_seed(0)
+    spelt = c_mocov3_loss(q[:2], q[2:], **explicit)
+    assert bare.loss.item() == pytest.approx(spelt.loss.item(), rel=1e-12)
+    unsampled = c_mocov3_loss(q[:2], q[2:], sample=False).loss.item()
+    assert abs(bare.loss.item() - unsampled) > 1e-6  # sampled by default
+    p, t, z, b_loc = _siam_inputs(4, 16, seed=15)
+    e_loc = [F.normalize(x + 0.01, dim=-1) for x in z]
+    bare = c_simsiam_loss(p, t, z, e_loc, b_loc)
+    spelt = c_simsiam_loss(p, t, z, e_loc, b_loc, kappa_e=16384.0, kappa_b=10.0, beta=0.0125,
+                           b_view="same")
+    assert bare.loss.item() == pytest.approx(spelt.loss.item(), rel=1e-12)
+
+
 def test_c_mocov3_takes_a_device_beta_as_the_same_number():
     q1, q2, k1, k2 = _views(6, 16, seed=11, n=4)
     as_number = c_mocov3_loss([q1, q2], [k1, k2], beta=0.3, sample=False)
