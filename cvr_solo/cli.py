@@ -145,13 +145,6 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
         if any(a in ("--help", "-h") for a in argv):
             sys.stdout.write(hydra_help(command))
             return 0
-        from cvr_solo.solo.env import SoloLearnUnavailableError, require_solo
-
-        try:
-            require_solo()
-        except SoloLearnUnavailableError as err:
-            print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
-            return 2
         if not _has_option(argv, "--config-name", "-cn") and "--hydra-help" not in argv:
             print(f"cvr-solo {command}: error: give --config-name NAME.yaml (see cvr-solo "
                   f"{command} --help for the shipped configs)", file=sys.stderr)
@@ -163,11 +156,13 @@ def _hydra_command(command: str) -> Callable[[list[str]], int]:
                     *argv]
         from cvr_solo.config.errors import ConfigError
         from cvr_solo.config.overrides import check_hydra_args
+        from cvr_solo.solo.env import SoloLearnUnavailableError, require_solo
 
         hydra_argv = _absolute_config_path(argv)
-        try:
-            check_hydra_args(hydra_argv)
-        except ConfigError as err:
+        try:  # the command line first: a typo is answered in a second, before the imports
+            check_hydra_args(hydra_argv)  # of solo-learn, Lightning and timm (5-10 s)
+            require_solo()
+        except (ConfigError, SoloLearnUnavailableError) as err:
             print(f"cvr-solo {command}: error: {err}", file=sys.stderr)
             return 2
         if command == "pretrain":

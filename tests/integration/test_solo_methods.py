@@ -22,8 +22,9 @@ from cvr_solo.solo.stem import has_small_stem
 
 from .helpers import LINEAR, PRETRAIN, REPO, compose_pretrain, run_cli, small_run_overrides
 
-# the C-variants carry the flow on every stack; the baselines and the second b_view run it
-# again with solo-learn's own classes and another option (CI's stage 2, pins_only)
+# the C-variants carry the flow on every stack; the baselines, the second b_view and C-MoCo v3
+# (C-SimCLR's contrastive CEB path on another base class) run it again with solo-learn's own
+# classes and another option (CI's stage 2, pins_only)
 _AGAIN = pytest.mark.pins_only
 METHOD_RUNS = [  # (label of helpers.TINY_RUNS, method)
     pytest.param("simclr", "simclr", id="simclr", marks=_AGAIN),
@@ -32,7 +33,7 @@ METHOD_RUNS = [  # (label of helpers.TINY_RUNS, method)
     pytest.param("c_byol-other", "c_byol", id="c_byol-other", marks=_AGAIN),
     pytest.param("c_byol-same", "c_byol", id="c_byol-same"),
     pytest.param("barlow", "barlow_twins", id="barlow", marks=_AGAIN),
-    pytest.param("c_mocov3", "c_mocov3", id="c_mocov3"),
+    pytest.param("c_mocov3", "c_mocov3", id="c_mocov3", marks=_AGAIN),
     pytest.param("c_simsiam", "c_simsiam", id="c_simsiam"),
 ]
 #: cvr-solo's methods as solo-learn's METHODS lists them after registration, written out.
