@@ -262,7 +262,8 @@ def test_bad_ceb_value_fails_at_start_up_with_key_and_value(tmp_path, fm_data):
 
 
 @pytest.mark.parametrize("dataset", ["cifar", "imagenet-100", "imagenet", "fashion-mnist"])
-@pytest.mark.parametrize("name", ["simclr", "byol", "barlow", "c_simclr", "c_byol"])
+@pytest.mark.parametrize("name", ["simclr", "byol", "barlow", "c_simclr", "c_byol", "mocov3",
+                                  "c_mocov3", "simsiam", "c_simsiam"])
 def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, name):
     from omegaconf import OmegaConf
     from solo.args.pretrain import parse_cfg
@@ -279,6 +280,9 @@ def test_shipped_configs_pass_solo_parsing_and_method_checks(tmp_path, dataset, 
     if name.startswith("c_"):
         assert cfg.method_kwargs.kappa_e in (1024.0, 16384.0)
         assert cfg.method_kwargs.beta_schedule == "constant"
+    if name.endswith("simsiam"):  # SGD: no kwargs in the configs but ImageNet-1k's, and
+        # solo-learn's parse_cfg fills momentum 0.9 (what the configs' comments say)
+        assert cfg.optimizer.name == "sgd" and cfg.optimizer.kwargs.momentum == 0.9
     bad = copy.deepcopy(cfg)
     if name.startswith("c_"):
         bad.method_kwargs.beta = -1.0
