@@ -167,7 +167,8 @@ def test_c_simsiam_is_c_byol_at_a_quarter_minus_one(b_view):
 def test_c_simsiam_gradient_matches_a_float64_reference():
     """-(c1 + c2)/2 + beta sum_v R(v), per example, R with scipy's Bessel function; the
     gradient w.r.t. the predictions and the backward means (targets get none)."""
-    kappa_e, kappa_b, beta, b, d = 16384.0, 10.0, 0.125, 4, 16
+    # not the defaults (16384, 10): each reaches c_byol_loss, whose defaults are the same
+    kappa_e, kappa_b, beta, b, d = 4096.0, 7.0, 0.125, 4, 16
     p, t, z, b_loc = _siam_inputs(b, d, seed=10)
     e_loc = [F.normalize(x + 0.01, dim=-1) for x in z]
     mine_p = [x.clone().requires_grad_() for x in p]
@@ -235,5 +236,31 @@ def test_c_mocov3_shape_errors_name_both_tensors():
     q = _views(4, 8, seed=12)
     with pytest.raises(ValueError, match=r"q\[1\] must have the shape of q\[0\] \(4, 8\)"):
         c_mocov3_loss([q[0], q[1][:, :4]], q)
+    for i in (0, 1):  # each key named as itself
+        k = [q[0], q[1]]
+        k[i] = k[i][:3]
+        with pytest.raises(ValueError, match=rf"k\[{i}\] must have the shape of q\[0\]"):
+            c_mocov3_loss(q, k)
     with pytest.raises(ValueError, match=r"k must be a pair"):
         c_mocov3_loss(q, [q[0]])
+
+
+def test_c_mocov3_as_rank_1_of_2_finds_its_positives_after_rank_0s_keys(monkeypatch):
+    """Under DDP the keys are the global batch's: this rank's positive for query i is key
+    offset + i (gather_rows stood in for as rank 1 of 2, rank 0's keys first)."""
+    b, d, tau = 5, 16, 0.2
+    q1, q2, k1, k2 = _views(b, d, seed=16, n=4)
+    r0_k1, r0_k2 = _views(b, d, seed=17)  # rank 0's keys
+    theirs = [F.normalize(r0_k2, dim=-1), F.normalize(r0_k1, dim=-1)]  # asked for k2, then k1
+    monkeypatch.setattr(lb, "gather_rows", lambda x: (torch.cat([theirs.pop(0), x]), b))
+    out = c_mocov3_loss([q1, q2], [k1, k2], kappa_b=1 / tau, beta=0.0, sample=False)
+
+    def direction(q, mine, rank0):
+        qn, keys = F.normalize(q, dim=-1), F.normalize(torch.cat([rank0, mine]), dim=-1)
+        ce = [-(qn[i] @ keys[b + i] / tau - torch.logsumexp(keys @ qn[i] / tau, 0))
+              for i in range(b)]
+        return 2 * tau * torch.stack(ce).mean()
+
+    ref = direction(q1, k2, r0_k2) + direction(q2, k1, r0_k1)
+    assert out.loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    assert out.i_yz.item() == pytest.approx(math.log(2 * b) - ref.item() / (4 * tau), rel=1e-12)

@@ -132,7 +132,12 @@ def test_c_simsiam_checkpoints_drop_only_solo_learns_scheduler_partial(tmp_path)
     import functools
 
     model = _method(tmp_path, "c_simsiam", [*SMALL, "method_kwargs.b_hidden_dim=32"])
-    state = {"lr_schedulers": [{"get_lr": functools.partial(max, 1), "last_epoch": 3}],
+    state = {"lr_schedulers": [{"get_lr": functools.partial(max, 1), "last_epoch": 3},
+                               {"last_epoch": 4}],  # a second scheduler, without one
              "state_dict": {"w": 1}}
     model.on_save_checkpoint(state)
-    assert state == {"lr_schedulers": [{"last_epoch": 3}], "state_dict": {"w": 1}}
+    assert state == {"lr_schedulers": [{"last_epoch": 3}, {"last_epoch": 4}],
+                     "state_dict": {"w": 1}}
+    weights_only = {"state_dict": {"w": 1}}  # ModelCheckpoint(save_weights_only=True) saves
+    model.on_save_checkpoint(weights_only)  # no scheduler states
+    assert weights_only == {"state_dict": {"w": 1}}
