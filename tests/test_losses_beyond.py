@@ -29,11 +29,15 @@ def _views(b: int, d: int, seed: int, n: int = 2) -> list[torch.Tensor]:
             for _ in range(n)]
 
 
-def _moco_direction(q: torch.Tensor, k: torch.Tensor, tau: float) -> torch.Tensor:
+def _moco_direction(q: torch.Tensor, k: torch.Tensor, tau: float,
+                    before: torch.Tensor | None = None) -> torch.Tensor:
     """MoCo v3's loss of one direction (Chen et al. 2021, Alg. 1): CE over the batch's keys
-    at temperature tau, times 2 tau; a loop over queries."""
-    qn, kn = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
-    losses = [-(qn[i] @ kn[i] / tau - torch.logsumexp(kn @ qn[i] / tau, 0))
+    at temperature tau, times 2 tau; a loop over queries. ``before``: other ranks' keys that
+    the global batch holds ahead of ``k``, so that query i's positive is key len(before) + i."""
+    offset = 0 if before is None else before.shape[0]
+    qn = F.normalize(q, dim=-1)
+    kn = F.normalize(k if before is None else torch.cat([before, k]), dim=-1)
+    losses = [-(qn[i] @ kn[offset + i] / tau - torch.logsumexp(kn @ qn[i] / tau, 0))
               for i in range(q.shape[0])]
     return 2 * tau * torch.stack(losses).mean()
 
@@ -254,13 +258,6 @@ def test_c_mocov3_as_rank_1_of_2_finds_its_positives_after_rank_0s_keys(monkeypa
     theirs = [F.normalize(r0_k2, dim=-1), F.normalize(r0_k1, dim=-1)]  # asked for k2, then k1
     monkeypatch.setattr(lb, "gather_rows", lambda x: (torch.cat([theirs.pop(0), x]), b))
     out = c_mocov3_loss([q1, q2], [k1, k2], kappa_b=1 / tau, beta=0.0, sample=False)
-
-    def direction(q, mine, rank0):
-        qn, keys = F.normalize(q, dim=-1), F.normalize(torch.cat([rank0, mine]), dim=-1)
-        ce = [-(qn[i] @ keys[b + i] / tau - torch.logsumexp(keys @ qn[i] / tau, 0))
-              for i in range(b)]
-        return 2 * tau * torch.stack(ce).mean()
-
-    ref = direction(q1, k2, r0_k2) + direction(q2, k1, r0_k1)
+    ref = _moco_direction(q1, k2, tau, before=r0_k2) + _moco_direction(q2, k1, tau, before=r0_k1)
     assert out.loss.item() == pytest.approx(ref.item(), rel=1e-12)
     assert out.i_yz.item() == pytest.approx(math.log(2 * b) - ref.item() / (4 * tau), rel=1e-12)
