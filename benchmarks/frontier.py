@@ -5,8 +5,9 @@
 
 ``OUT`` is a ``cvr-solo bench`` output folder (its runs, reference.json and train subsets).
 For every run under ``OUT/runs`` and every K-th epoch checkpoint (and the last), the frozen
-backbone is evaluated as the benchmark evaluates it (:func:`cvr_solo.bench.evaluate.knn_and_probe`
-under the bench's evaluation protocol, on the run's train images and the validation images),
+backbone is evaluated as the benchmark evaluates it
+(:func:`cvr_solo.evaluation.frozen.knn_and_probe` under the evaluation protocol, on the run's
+train images and the validation images),
 without the corruption suite. Printed: one row per checkpoint with the optimiser steps
 so far and kNN / probe minus the untrained backbone's (reference.json), then a markdown
 table of those gains per run and step count.
@@ -31,13 +32,13 @@ def evaluate_checkpoints(out: Path, val_subset: int | None, every: int,
                          ) -> list[dict[str, Any]]:
     """One record per evaluated checkpoint: label, seed, epoch, steps, knn, probe and their
     gains over the untrained backbone of ``out/reference.json``."""
-    from cvr_solo.bench.evaluate import (
+    from cvr_solo.bench.stages import epoch_checkpoints
+    from cvr_solo.evaluation.frozen import (
         knn_and_probe,
         load_image_folder,
         load_validation,
         run_backbone,
     )
-    from cvr_solo.bench.stages import epoch_checkpoints
 
     header = json.loads((out / "bench.json").read_text()) if (
         out / "bench.json").is_file() else {}

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from cvr_solo.bench.plan import parse_methods, parse_seeds
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.result import RunResult
 from cvr_solo.bench.run import write_outputs
 from cvr_solo.bench.stages import cost_and_curves
+from cvr_solo.evaluation.protocol import Scores
 from tests.test_bench_report import unpad
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_report"

@@ -182,7 +182,7 @@ def test_an_out_made_with_other_settings_is_not_mixed_with_new_runs(tmp_path):
 
     header = {k: None for k in run._FIXED}
     header.update(budget="smoke", pretrain_epochs=2, small_stem=True, severities=(3,),
-                  protocol=run.p.PROTOCOL.key())
+                  protocol=run.PROTOCOL.key())
     (tmp_path / "bench.json").write_text(json.dumps({**header, "pretrain_epochs": 1}))
     with pytest.raises(ValueError, match=r"other settings \(pretrain_epochs: 1 -> 2\); give"):
         run._check_reuse(tmp_path, header)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvr_solo.bench.evaluate import ImageSet, reference_rows
 from cvr_solo.bench.plan import BUDGETS, Raw, hydra_args, parse_methods, parse_seeds, plan_runs
-from cvr_solo.bench.probe import probe_accuracy, select_probe, train_probe
 from cvr_solo.bench.report import _pm, paired_t_interval
+from cvr_solo.evaluation.frozen import ImageSet, reference_rows
+from cvr_solo.evaluation.probe import probe_accuracy, select_probe, train_probe
 
 
 def test_parse_methods():
@@ -203,7 +203,7 @@ def test_reference_rows_pixels_and_untrained_backbone(monkeypatch):
     'untrained backbone' (a fixed random projection here) is evaluated like a run."""
     pytest.importorskip("solo", reason="the kNN of the reference rows is solo-learn's "
                         "(cvr-solo install-solo); the CI stages with solo-learn run this")
-    import cvr_solo.bench.evaluate as ev
+    import cvr_solo.evaluation.frozen as ev
 
     g = torch.Generator().manual_seed(1)
 
@@ -234,9 +234,9 @@ def test_reference_rows_pixels_and_untrained_backbone(monkeypatch):
 def test_reference_stage_is_cached_per_data_and_budget(tmp_path, monkeypatch):
     import dataclasses
 
-    import cvr_solo.bench.evaluate as ev
+    import cvr_solo.evaluation.frozen as ev
     from cvr_solo.bench import stages
-    from cvr_solo.bench.result import Scores
+    from cvr_solo.evaluation.protocol import Scores
 
     computed = []
 
@@ -274,7 +274,7 @@ def test_reference_stage_is_cached_per_data_and_budget(tmp_path, monkeypatch):
 
 
 def test_bf16_features_are_float32_and_close_to_fp32():
-    from cvr_solo.bench.evaluate import features
+    from cvr_solo.evaluation.frozen import features
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU(),

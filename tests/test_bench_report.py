@@ -18,10 +18,11 @@ from cvr_solo.bench.report import (
     table,
     write_csv,
 )
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.result import RunResult
 from cvr_solo.bench.run import write_outputs
 from cvr_solo.bench.stages import balanced_subset, cost_and_curves
-from cvr_solo.robustness import CORRUPTIONS
+from cvr_solo.evaluation.corruptions import CORRUPTIONS
+from cvr_solo.evaluation.protocol import Scores
 
 
 def unpad(md: str) -> str:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt, corrupted_views
+from cvr_solo.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corrupted_views
 
 FMNIST_TEST_IMAGES = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 ALL = [(n, s) for n in CORRUPTIONS for s in SEVERITIES]

@@ -1,7 +1,7 @@
 """The benchmark's numbers against hand-counted accuracies.
 
 A stub model on four images, whose predictions for every (corruption, severity) are written
-out below, goes through ``cvr_solo.bench.evaluate.probe_accuracy_under_corruptions`` and the
+out below, goes through ``cvr_solo.evaluation.frozen.probe_accuracy_under_corruptions`` and the
 report (``cvr_solo.bench.report.table`` / ``write_markdown``); the weighted kNN (solo-learn's)
 and the step-time ratio get cases where a wrong temperature or the wrong baseline run changes
 the answer. Only the kNN needs solo-learn.
@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cvr_solo.bench import evaluate
-from cvr_solo.bench.evaluate import ImageSet, knn_accuracy, probe_accuracy_under_corruptions
 from cvr_solo.bench.report import step_time_ratios, table, write_markdown
 from cvr_solo.bench.result import RunResult
+from cvr_solo.evaluation import frozen
+from cvr_solo.evaluation.frozen import ImageSet, knn_accuracy, probe_accuracy_under_corruptions
 from tests.test_bench_report import unpad
 
 LABELS = [0, 1, 2, 3]
@@ -69,7 +69,7 @@ def _val_set() -> ImageSet:
 
 @pytest.fixture
 def robust(monkeypatch):
-    monkeypatch.setattr(evaluate, "corrupt", _fake_corrupt)
+    monkeypatch.setattr(frozen, "corrupt", _fake_corrupt)
     return probe_accuracy_under_corruptions(
         nn.Identity(), _ScriptedProbe(), _val_set(), mean=(0, 0, 0), std=(1, 1, 1),
         device=torch.device("cpu"), batch_size=3, corruptions=NAMES, severities=SEVERITIES,

@@ -13,35 +13,6 @@ from cvr_solo.common.catalog import CEB_METHODS, METHODS, lookup
 
 
 @dataclasses.dataclass(frozen=True)
-class Protocol:
-    """How every frozen backbone is evaluated (bench/evaluate.py, bench/probe.py): weighted
-    kNN, and the probe's L2 weight chosen among several, since one fixed weight favours some
-    feature spectra (docs/baselines-small-budget-byol.md, "The probe")."""
-
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    probe_weight_decays: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)
-    probe_holdout: float = 0.2
-    probe_max_iter: int = 200
-
-    def describe(self) -> str:
-        """One sentence for the report."""
-        decays = ", ".join(f"{w:g}" for w in self.probe_weight_decays)
-        return (f"kNN (k={self.knn_k}, cosine, T={self.knn_temperature:g}) and a linear probe "
-                f"(L-BFGS logistic regression, {self.probe_max_iter} iterations, weight decay "
-                f"chosen from {decays} on a class-balanced held-out "
-                f"{self.probe_holdout:.0%} of the training images, then refit on all)")
-
-    def key(self) -> dict[str, Any]:
-        """The protocol as JSON reads it back (lists): what a saved result's key holds."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
-
-
-PROTOCOL = Protocol()
-
-
-@dataclasses.dataclass(frozen=True)
 class Budget:
     """What every method gets. The subsets are class-balanced image counts (None: all): train
     images per seed, validation images of probe and kNN, and of the corruption suite (a fixed

@@ -11,7 +11,8 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from cvr_solo.bench.report import SMOOTH, smooth, table
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.result import RunResult
+from cvr_solo.evaluation.protocol import Scores
 
 PANELS = (("loss", "loss term (log)"), ("residual", "R and its floor (nats)"),
           ("residual_above_floor", f"R - floor (mean of {SMOOTH} steps)"),

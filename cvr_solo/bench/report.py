@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from cvr_solo.bench.plan import PROTOCOL
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.result import RunResult
 from cvr_solo.common.catalog import BASELINE_OF
 from cvr_solo.common.metric_names import DIAGNOSTICS
 from cvr_solo.common.representation import COLLAPSE_FRACTION
+from cvr_solo.evaluation.protocol import PROTOCOL, Scores
 
 #: the diagnostics reported at the last logged step (z_std_ref is a constant, 1/sqrt(d))
 LAST_DIAGNOSTICS = tuple(k for k in DIAGNOSTICS if k != "z_std_ref")

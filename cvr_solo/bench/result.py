@@ -1,66 +1,15 @@
-"""The benchmark's records, flat JSON: :class:`Scores` of one frozen backbone and
-:class:`RunResult`, the one record of a run (runs/LABEL/seed-S/result.json) that every stage
-reads and writes. A record of another version fails, naming its file."""
+"""The benchmark's record of a run, flat JSON (runs/LABEL/seed-S/result.json), that every
+stage reads and writes: :class:`RunResult`, a frozen backbone's
+:class:`~cvr_solo.evaluation.protocol.Scores` and what made them."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-_T = TypeVar("_T", bound="Scores")
-
-
-@dataclass(kw_only=True)
-class Scores:
-    """Top-1 accuracies (%) of one frozen backbone; None: not evaluated. ``clean``: the
-    probe's, ``knn_acc1``: the kNN's, ``corruptions``: the probe's per corruption and
-    severity on a subset whose clean images give ``clean_corruption_subset``;
-    ``relative_drop`` = (clean_corruption_subset - mean_corruption) / clean_corruption_subset.
-    """
-
-    clean: float | None = None
-    knn_acc1: float | None = None
-    clean_corruption_subset: float | None = None
-    corruptions: dict[str, list[float]] = field(default_factory=dict)
-    severities: list[int] = field(default_factory=list)
-    mean_corruption: float | None = None
-    relative_drop: float | None = None
-    corruption_images: int | None = None
-
-    def mean_over_severities(self, corruption: str) -> float:
-        """The probe's accuracy under ``corruption``, averaged over the severities.
-
-        Example:
-            >>> Scores(clean=90.0, corruptions={"blur": [80.0, 70.0]}).mean_over_severities("blur")
-            75.0
-        """
-        vals = self.corruptions[corruption]
-        return sum(vals) / len(vals) if vals else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls: type[_T], data: dict[str, Any], source: str = "a result") -> _T:
-        """The record in ``data``; ValueError naming ``source`` and the keys that are unknown
-        or missing.
-
-        Example:
-            >>> Scores.from_dict({"clean": 84.2, "knn_acc1": None}).clean
-            84.2
-        """
-        fields = dataclasses.fields(cls)
-        unknown = sorted(set(data) - {f.name for f in fields})
-        missing = [f.name for f in fields if f.name not in data
-                   and f.default is f.default_factory is dataclasses.MISSING]
-        if unknown or missing:
-            raise ValueError(f"{source} is not a {cls.__name__} of this cvr-solo version "
-                             f"(unknown keys {unknown}, missing keys {missing}): give another "
-                             "--out, or delete it to evaluate again")
-        return cls(**data)
+from cvr_solo.evaluation.protocol import Scores
 
 
 @dataclass(kw_only=True)

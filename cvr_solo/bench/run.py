@@ -26,7 +26,8 @@ from tqdm import tqdm
 from cvr_solo.bench import plan as p
 from cvr_solo.bench import stages
 from cvr_solo.bench.plan import BUDGETS, Budget, RunSpec, plan_runs
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.result import RunResult
+from cvr_solo.evaluation.protocol import PROTOCOL, Scores
 
 #: header keys that must match for an --out's finished runs to be reused
 _FIXED = ("budget", *(f.name for f in dataclasses.fields(Budget)), "augmentations", "data",
@@ -173,7 +174,7 @@ def _bench(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     header = {"budget": args.budget, **dataclasses.asdict(budget), "seeds": args.seeds,
               "methods": args.methods, "augmentations": args.augmentations,
-              "data": str(args.data.resolve()), "protocol": p.PROTOCOL.key(),
+              "data": str(args.data.resolve()), "protocol": PROTOCOL.key(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "command": "cvr-solo bench " + shlex.join(args.argv)}
     _check_reuse(out, header)

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cvr_solo.bench.plan import PROTOCOL, Budget, RunSpec, hydra_args
-from cvr_solo.bench.result import RunResult, Scores
+from cvr_solo.bench.plan import Budget, RunSpec, hydra_args
+from cvr_solo.bench.result import RunResult
 from cvr_solo.common.catalog import METHODS
 from cvr_solo.common.metric_names import DIAG_KEYS, DIAG_PREFIX
+from cvr_solo.evaluation.protocol import PROTOCOL, Scores
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Context:
         return "cpu" if self.budget.device == "cpu" else "cuda"
 
     def train_set(self, folder: Path) -> Any:
-        from cvr_solo.bench.evaluate import load_image_folder
+        from cvr_solo.evaluation.frozen import load_image_folder
 
         if folder not in self._train:
             self._train[folder] = load_image_folder(folder)
@@ -52,8 +53,8 @@ class Context:
 
     def val_set(self) -> tuple[Any, Any]:
         """The validation images and the indices of the corruption subset among them."""
-        from cvr_solo.bench.evaluate import load_validation
         from cvr_solo.data.balanced import balanced_indices
+        from cvr_solo.evaluation.frozen import load_validation
 
         if self._val is None:
             val = load_validation(self.data / "val", self.budget.val_subset)
@@ -214,7 +215,7 @@ def cost_and_curves(root: Path, method: str) -> tuple[dict[str, Any], dict[str, 
 def evaluate(ctx: Context, spec: RunSpec, rec: RunResult, checkpoint: Path) -> RunResult:
     """``rec`` with the kNN, probe and corruption suite of ``checkpoint`` and the run's cost
     and curves, saved: the run is finished."""
-    from cvr_solo.bench.evaluate import evaluate_backbone, run_backbone
+    from cvr_solo.evaluation.frozen import evaluate_backbone, run_backbone
 
     t0, cpu0 = time.time(), time.process_time()
     val, corruption_idx = ctx.val_set()
@@ -257,7 +258,7 @@ def reference(ctx: Context, run_args: dict[str, Any]) -> dict[str, Scores]:
     """Row name -> :class:`Scores` of the reference rows (raw pixels; an untrained backbone as
     in ``run_args``, :func:`reference_args`) on the train subset of seed 0, computed once
     while reference.json's key is :func:`reference_key`."""
-    from cvr_solo.bench.evaluate import reference_rows
+    from cvr_solo.evaluation.frozen import reference_rows
 
     path, key = ctx.out / "reference.json", reference_key(ctx, run_args)
     saved = json.loads(path.read_text()) if path.is_file() else {}

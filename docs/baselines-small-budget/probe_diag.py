@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from cvr_solo.bench.evaluate import features, load_image_folder, load_validation, run_backbone
-from cvr_solo.bench.probe import probe_accuracy, train_probe
+from cvr_solo.evaluation.frozen import features, load_image_folder, load_validation, run_backbone
+from cvr_solo.evaluation.probe import probe_accuracy, train_probe
 
 RUNS = "/work/exp23/runs"
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from cvr_solo.bench.evaluate import (
+from cvr_solo.evaluation.frozen import (
     features,
     knn_accuracy,
     load_image_folder,
@@ -18,8 +18,8 @@ from cvr_solo.bench.evaluate import (
     random_backbone,
     run_backbone,
 )
-from cvr_solo.bench.plan import PROTOCOL
-from cvr_solo.bench.probe import probe_accuracy, select_probe
+from cvr_solo.evaluation.probe import probe_accuracy, select_probe
+from cvr_solo.evaluation.protocol import PROTOCOL
 
 RUNS = "/work/exp23/runs"
 torch.set_num_threads(1)

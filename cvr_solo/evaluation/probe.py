@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cvr_solo.bench.plan import PROTOCOL
+from cvr_solo.evaluation.protocol import PROTOCOL
 
 
 class Probe(nn.Module):

@@ -16,10 +16,9 @@ import torch.nn as nn
 from torchvision import datasets, transforms
 from tqdm import tqdm
 
-from cvr_solo.bench.plan import PROTOCOL
-from cvr_solo.bench.probe import Probe, probe_accuracy, select_probe
-from cvr_solo.bench.result import Scores
-from cvr_solo.robustness import CORRUPTIONS, SEVERITIES, corrupt
+from cvr_solo.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from cvr_solo.evaluation.probe import Probe, probe_accuracy, select_probe
+from cvr_solo.evaluation.protocol import PROTOCOL, Scores
 
 
 @dataclass
