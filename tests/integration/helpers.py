@@ -54,12 +54,16 @@ def fashion_mnist_folder(tmp_path_factory, name: str, subset: int, val_subset: i
 
 
 #: The tiny pretraining runs several test files need, by label: (config, extra overrides).
+#: Two carry what a test of their own would otherwise launch a run for: SimCLR's the
+#: representation diagnostics (test_bench), C-BYOL's solo-learn's online kNN (test_stacks).
 TINY_RUNS: dict[str, tuple[str, list[str]]] = {
-    "simclr": ("simclr", []),
+    "simclr": ("simclr", ["diagnostics.enabled=True", "diagnostics.every_n_steps=2",
+                          "diagnostics.num_images=24"]),
     "c_simclr": ("c_simclr", []),
     "byol": ("byol", []),
     "c_byol-other": ("c_byol", ["method_kwargs.b_view=other"]),
-    "c_byol-same": ("c_byol", ["method_kwargs.b_view=same"]),
+    "c_byol-same": ("c_byol", ["method_kwargs.b_view=same", "++knn_eval.enabled=True",
+                               "++knn_eval.k=5"]),
     "barlow": ("barlow", []),
     # beyond the paper; the collapse warning's threshold is raised above any spread (std of
     # z/|z| is at most 1/sqrt(d)) with patience 1, so that the warning fires: it must reach

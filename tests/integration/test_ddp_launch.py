@@ -2,7 +2,8 @@
 ``ddp`` (it re-executes the command for rank 1; through ``python -m cvr_solo.cli`` and through
 the installed ``cvr-solo`` script), ``ddp_spawn``, ``ddp_fork``, torchrun and SLURM (srun's
 processes and variables, emulated on one node), with the shipped config's defaults: progress
-bar on, validation on, the config's loader workers; only the size knobs change. Each run must
+bar on, validation on, the config's loader workers (``ddp_spawn``: one; why at its test); only
+the size knobs change. Each run must
 start, say how many processes run, train, leave one run folder with one checkpoint written
 by rank 0, print one summary, exit 0 within a timeout that fails the test on a hang, and leave
 no rank behind; no rank may print a registration warning. Under ``ddp`` a run resumes. A
@@ -160,8 +161,15 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
     ("slurm", "ddp", "c_byol"),
 ])
 def test_two_processes_train_to_a_checkpoint(tmp_path, tiny_data, launcher, strategy, method):
+    # ddp_spawn: one loader worker, not the config's 4. Each spawned worker imports torch and
+    # solo-learn again (~4 s of CPU), and the 4 would start 24 of them (2 ranks x the
+    # sanity-check, train and validation loaders: most of this test's 100 s); what spawn
+    # needs, the dataset pickled into a worker, is the same for one. The other launchers
+    # keep the config's 4 (forked, cheap).
+    extra = ("data.num_workers=1",) if strategy == "ddp_spawn" else ()
     proc = _launch([*_command(launcher), *_overrides(tiny_data, tmp_path / "ck", method,
-                                                     strategy)], marker=str(tmp_path))
+                                                     strategy, extra=extra)],
+                   marker=str(tmp_path))
     _check_run(proc, _one_run_folder(tmp_path / "ck", method), method, epochs=1)
     assert len(list(_one_run_folder(tmp_path / "ck", method).glob("*.ckpt"))) == 1
 

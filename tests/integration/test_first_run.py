@@ -1,6 +1,6 @@
 """What a new user sees: the progress bar and closing summary, no third-party warnings
-before our own errors, resume in the same run folder, a finished run left alone, and the
-metrics.csv layout (issue 10)."""
+before our own errors, the metrics.csv layout (issue 10), and which earlier run a launch
+resumes (a resumed run itself: test_solo_training.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import compose_pretrain, small_run_overrides
+from .helpers import small_run_overrides
 
 KNOWN = ("pkg_resources", "Importing from timm", "Overwriting", "custom_fwd", "LeafSpec",
          "pin_memory", "smaller than the logging interval")
@@ -76,6 +76,7 @@ def test_our_config_error_is_the_first_line_and_verbose_keeps_warnings(tmp_path,
     assert "Importing from timm" in env.stderr
 
 
+@pytest.mark.pins_only  # caught in our start-up checks, before Lightning runs
 def test_the_dataset_root_as_train_path_fails_at_start_up(tmp_path, fm_data):
     over = [o for o in small_run_overrides(fm_data, tmp_path) if "train_path" not in o]
     proc = _cli("pretrain", "--config-name", "byol.yaml", *over, f"data.train_path={fm_data}")
@@ -83,51 +84,6 @@ def test_the_dataset_root_as_train_path_fails_at_start_up(tmp_path, fm_data):
     first = proc.stderr.splitlines()[0]
     assert first.startswith(f"cvr-solo pretrain: error: data.train_path={fm_data} holds train")
     assert not (tmp_path / "byol").exists()
-
-
-def _stop_after_first_epoch():
-    from lightning.pytorch import Callback
-
-    class Stop(Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            trainer.should_stop = True
-
-    return Stop()
-
-
-def test_resume_continues_in_the_same_folder_and_a_finished_run_creates_nothing(
-        tmp_path, fm_data, capsys):
-    from cvr_solo.launch.pretrain import run
-
-    over = small_run_overrides(fm_data, tmp_path, epochs=2)
-    run(compose_pretrain("c_simclr", over), [_stop_after_first_epoch()])
-    (folder,) = list((tmp_path / "c_simclr").iterdir())
-    first_ckpt = next(folder.glob("*.ckpt"))
-    assert first_ckpt.name.endswith("-ep=0.ckpt")
-    capsys.readouterr()
-
-    trainer = run(compose_pretrain("c_simclr", over))
-    out = capsys.readouterr().out
-    assert f"resuming {folder} from {first_ckpt}" in out
-    assert trainer.current_epoch == 2 and trainer.global_step == 10
-    assert list((tmp_path / "c_simclr").iterdir()) == [folder]  # no second run folder
-    assert sorted(p.name for p in folder.glob("*.ckpt")) == [
-        first_ckpt.name.replace("ep=0", "ep=1")]  # the old one pruned like solo-learn's
-    (metrics,) = list(folder.rglob("metrics.csv"))
-    rows = list(csv.DictReader(metrics.open()))
-    epochs = {r["epoch"] for r in rows if r.get("train_c_simclr_loss_step")}
-    assert epochs == {"0", "1"}  # both halves of the run in one file
-    steps = [int(r["step"]) for r in rows if r.get("train_c_simclr_loss_step")]
-    assert steps == sorted(steps) and steps[0] < 5 <= steps[-1]
-    # each row says which launch wrote it
-    attempt = {r["epoch"]: r["attempt"] for r in rows if r.get("train_c_simclr_loss_step")}
-    assert attempt == {"0": "1", "1": "2"}
-
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    assert run(compose_pretrain("c_simclr", over)) is None
-    out = capsys.readouterr().out
-    assert f"the matching run in {folder} is finished (epoch 2 of 2)" in out
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def _fake_run(root: Path, name: str, args: dict) -> Path:

@@ -21,6 +21,9 @@ def _quick_block() -> str:
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
+# the README installs solo-learn's pins (CI's stage 2), where this runs as written; on the
+# current Lightning (stage 3) its pretrain and linear paths are test_solo_methods' tiny runs
+@pytest.mark.pins_only
 def test_the_readme_quick_run_runs_as_written(tmp_path):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Fashion-MNIST is missing: apt-get install -y dataset-fashion-mnist")

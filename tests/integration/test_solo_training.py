@@ -1,10 +1,11 @@
-"""cvr-solo's methods training inside solo-learn: a run resumes (automatically and from a
-named checkpoint) with its optimiser state and weights, and C-BYOL's target branch and
-backward encoder update as they should."""
+"""cvr-solo's methods training inside solo-learn: a run resumes (automatically, in its folder,
+and from a named checkpoint) with its optimiser state and weights, and C-BYOL's target branch
+and backward encoder update as they should."""
 
 from __future__ import annotations
 
 import copy
+import csv
 
 import torch
 
@@ -35,17 +36,30 @@ def _probe():
     return Probe()
 
 
-def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
+def test_a_run_resumes_in_its_folder_with_its_state_or_from_a_named_checkpoint(
+        tmp_path, fm_data, capsys):
+    """One 2-epoch C-BYOL run stopped after its first epoch, then: the same command resumes
+    it in the same folder with the saved optimiser state and weights, metrics.csv continues
+    (each row names its launch), the old checkpoint is pruned as solo-learn prunes; the
+    finished run is left alone; ``+resume_from_checkpoint`` continues from a named checkpoint
+    with auto-resume off; another beta is another run."""
+    import shutil
+
     from cvr_solo.launch.pretrain import run
 
-    over = small_run_overrides(fm_data, tmp_path, epochs=2)
+    over = small_run_overrides(fm_data, tmp_path / "ck", epochs=2)
     first = run(compose_pretrain("c_byol", over), [_stop_after_first_epoch()])
     assert first.global_step == 5 and first.current_epoch == 1
-    ckpt_path = next((tmp_path / "c_byol").rglob("*.ckpt"))
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    (folder,) = list((tmp_path / "ck" / "c_byol").iterdir())
+    (first_ckpt,) = list(folder.glob("*.ckpt"))
+    assert first_ckpt.name.endswith("-ep=0.ckpt")
+    kept = shutil.copy(first_ckpt, tmp_path / "epoch0.ckpt")  # pruned by the resumed run
+    ckpt = torch.load(first_ckpt, map_location="cpu", weights_only=False)
+    capsys.readouterr()
 
     probe = _probe()
     second = run(compose_pretrain("c_byol", over), [probe])
+    assert f"resuming {folder} from {first_ckpt}" in capsys.readouterr().out
     assert probe.global_step == ckpt["global_step"] == 5
     assert probe.epoch == 1
     saved = ckpt["optimizer_states"][0]["state"]
@@ -57,6 +71,26 @@ def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
     for k, v in ckpt["state_dict"].items():
         assert torch.equal(probe.params[k], v), k
     assert second.global_step == 10 and second.current_epoch == 2
+    assert list((tmp_path / "ck" / "c_byol").iterdir()) == [folder]  # no second run folder
+    assert [p.name for p in folder.glob("*.ckpt")] == [
+        first_ckpt.name.replace("ep=0", "ep=1")]  # the old one pruned like solo-learn's
+    (metrics,) = list(folder.rglob("metrics.csv"))
+    rows = [r for r in csv.DictReader(metrics.open()) if r.get("train_c_byol_loss_step")]
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and steps[0] < 5 <= steps[-1]  # both halves in one file
+    assert {r["epoch"]: r["attempt"] for r in rows} == {"0": "1", "1": "2"}
+
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert run(compose_pretrain("c_byol", over)) is None
+    assert (f"the matching run in {folder} is finished (epoch 2 of 2)"
+            in capsys.readouterr().out)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+    named = small_run_overrides(fm_data, tmp_path / "named", epochs=2)
+    probe = _probe()
+    trainer = run(compose_pretrain("c_byol", [*named, "auto_resume.enabled=False",
+                                              f"+resume_from_checkpoint='{kept}'"]), [probe])
+    assert probe.global_step == 5 and trainer.global_step == 10
 
     # a different beta is a different run: it must not resume from this one (one epoch of it
     # shows where it started)
@@ -64,19 +98,6 @@ def test_auto_resume_continues_from_the_checkpoint(tmp_path, fm_data):
     run(compose_pretrain("c_byol", [*over, "method_kwargs.beta=0.25"]),
         [probe, _stop_after_first_epoch()])
     assert probe.global_step == 0
-
-
-def test_explicit_resume_from_checkpoint(tmp_path, fm_data):
-    from cvr_solo.launch.pretrain import run
-
-    over = small_run_overrides(fm_data, tmp_path, epochs=2)
-    run(compose_pretrain("c_simclr", [*over, "auto_resume.enabled=False"]),
-        [_stop_after_first_epoch()])
-    ckpt_path = next((tmp_path / "c_simclr").rglob("*.ckpt"))
-    probe = _probe()
-    trainer = run(compose_pretrain("c_simclr", [*over, "auto_resume.enabled=False",
-                                        f"+resume_from_checkpoint='{ckpt_path}'"]), [probe])
-    assert probe.global_step == 5 and trainer.global_step == 10
 
 
 def test_c_byol_target_branch_and_backward_encoder(tmp_path, fm_data):

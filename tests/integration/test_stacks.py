@@ -11,8 +11,6 @@ from omegaconf import OmegaConf
 
 from cvr_solo.solo.env import online_knn_problem
 
-from .helpers import PRETRAIN, run_cli, small_run_overrides
-
 
 def test_knn_problem_matches_the_torchmetrics_version():
     import torchmetrics
@@ -47,15 +45,13 @@ def test_switch_off_only_when_the_metric_cannot_be_built(monkeypatch, capsys, pr
     assert switch_off_unbuildable_knn(off, "pretrain") is None and not off.knn_eval.enabled
 
 
-def test_pretrain_with_online_knn_on_this_stack(tmp_path, fm_data):
+def test_pretrain_with_online_knn_on_this_stack(tiny_runs):
     """Pins: solo-learn's online kNN runs and logs val_knn_acc1. Current Lightning: the run
     completes without it, after one line saying why (no torchmetrics traceback)."""
-    proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", "c_byol.yaml",
-                   *small_run_overrides(fm_data, tmp_path), "++knn_eval.enabled=True",
-                   "++knn_eval.k=5")
+    proc = tiny_runs("c_byol-same")  # helpers.TINY_RUNS: knn_eval on, k=5; shared
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert list((tmp_path / "c_byol").rglob("*.ckpt"))
-    rows = [row for f in (tmp_path / "c_byol").rglob("metrics.csv")
+    assert list((proc.models / "c_byol").rglob("*.ckpt"))
+    rows = [row for f in (proc.models / "c_byol").rglob("metrics.csv")
             for row in csv.DictReader(f.open())]
     knn = [float(r["val_knn_acc1"]) for r in rows if r.get("val_knn_acc1")]
     switched = [line for line in proc.stderr.splitlines() if "knn_eval.enabled=True" in line]
