@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 @dataclass(frozen=True)
 class Protocol:
-    """How every frozen backbone is evaluated (frozen.py, probe.py): weighted
-    kNN, and the probe's L2 weight chosen among several, since one fixed weight favours some
-    feature spectra (docs/baselines-small-budget-byol.md, "The probe")."""
+    """How every frozen backbone is evaluated (frozen.py, probe.py): weighted kNN, and the
+    probe's L2 weight chosen among several, since one fixed weight favours some feature
+    spectra (docs/baselines-small-budget-byol.md, "The probe")."""
 
     knn_k: int = 20
     knn_temperature: float = 0.07

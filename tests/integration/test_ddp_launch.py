@@ -162,10 +162,10 @@ def _check_run(proc: subprocess.CompletedProcess, folder: Path, method: str,
 ])
 def test_two_processes_train_to_a_checkpoint(tmp_path, tiny_data, launcher, strategy, method):
     # ddp_spawn: one loader worker, not the config's 4. Each spawned worker imports torch and
-    # solo-learn again (~4 s of CPU), and the 4 would start 24 of them (2 ranks x the
-    # sanity-check, train and validation loaders: most of this test's 100 s); what spawn
-    # needs, the dataset pickled into a worker, is the same for one. The other launchers
-    # keep the config's 4 (forked, cheap).
+    # solo-learn again (seconds of CPU), in each of the 2 ranks, for the sanity check, the
+    # training and the validation (alone on 2 idle cores: 39 s with 4 workers, 26 s with
+    # one); what spawn needs, the dataset pickled into a worker, is the same for one. The
+    # other launchers keep the config's 4 (forked, cheap).
     extra = ("data.num_workers=1",) if strategy == "ddp_spawn" else ()
     proc = _launch([*_command(launcher), *_overrides(tiny_data, tmp_path / "ck", method,
                                                      strategy, extra=extra)],
