@@ -5,7 +5,7 @@ tables by pandas (``to_markdown`` needs tabulate), intervals by scipy. No solo-l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +203,27 @@ def _md(rows: list[list[str]], head: Sequence[str]) -> list[str]:
         index=False, disable_numparse=True).splitlines()
 
 
+#: the representation and cost tables: (table column, report title, digits)
+REPRESENTATION = (("rankme_feats", "RankMe feats", 1), ("rankme_z", "RankMe z", 1),
+                  ("alignment", "alignment", 3), ("uniformity", "uniformity", 3),
+                  ("z_std", "std of z/\\|z\\|", 4), ("final_residual_above_floor", "R - floor", 1),
+                  ("final_loss", "loss", 3))
+COST = (("images_per_sec", "images/s", 1), ("step_time_ms", "step time (ms)", 1),
+        ("step_time_ratio", "step time / baseline (same seed)", 3),
+        ("peak_mem_mib", "peak memory (MiB)", 0), ("pretrain_seconds", "pretraining wall (s)", 0),
+        ("evaluate_seconds", "evaluation wall (s)", 0),
+        ("pretrain_cpu_seconds", "pretraining CPU (s)", 0),
+        ("evaluate_cpu_seconds", "evaluation CPU (s)", 0))
+
+
+def _summary(groups: Any, spec: Sequence[tuple[str, str, int]],
+             mark: Callable[[str, str], str] = lambda label, column: "") -> list[str]:
+    """A markdown table of a row per run: :func:`_pm` of each (column, title, digits) of
+    ``spec`` over the run's seeds, with ``mark(label, column)`` after it."""
+    rows = [[n, *(_pm(g[col], d) + mark(n, col) for col, _, d in spec)] for n, g in groups]
+    return _md(rows, ["run", *(title for _, title, _ in spec)])
+
+
 def write_markdown(results: Sequence[RunResult], path: Path, header: str,
                    figures: Sequence[Path],
                    reference: Mapping[str, Scores] | None = None) -> None:
@@ -232,16 +253,11 @@ def write_markdown(results: Sequence[RunResult], path: Path, header: str,
                   *_md([[f"{p['label']} - {p['baseline']}", str(len(p["seeds"])),
                          *(_interval(p[k]) for k, _ in PAIRED)] for p in pairs],
                        ["variant - baseline", "seeds", *(t for _, t in PAIRED)])]
-    rep = [[n, _pm(g["rankme_feats"], 1), _pm(g["rankme_z"], 1), _pm(g["alignment"], 3),
-            _pm(g["uniformity"], 3), _pm(g["z_std"], 4),
-            _pm(g["final_residual_above_floor"], 1), _pm(g["final_loss"], 3)]
-           for n, g in groups]
     lines += ["", "## Representation at the last step (fixed held-out batch; mean ± std)", "",
               "RankMe: effective rank (Garrido et al. 2023); alignment and uniformity of the "
               "l2-normalised projector output (Wang & Isola 2020); std of z/|z|: mean "
               "per-dimension std, 1/sqrt(d) when isotropic, 0 when collapsed.", "",
-              *_md(rep, ["run", "RankMe feats", "RankMe z", "alignment", "uniformity",
-                         "std of z/\\|z\\|", "R - floor", "loss"])]
+              *_summary(groups, REPRESENTATION)]
     corr = list(results[0].corruptions)
     per = [[n, _pm([r.clean_corruption_subset for r in rs], 1),
             *(_pm([r.mean_over_severities(c) for r in rs], 1) for c in corr)]
@@ -251,17 +267,10 @@ def write_markdown(results: Sequence[RunResult], path: Path, header: str,
               *_md(per, ["run", "clean (same images)", *corr])]
     resumed = [f"{r.label} seed {r.seed} ({len(r.attempts)} launches)"
                for r in results if len(r.attempts) > 1]
-    cost = [[n, _pm(g["images_per_sec"], 1), _pm(g["step_time_ms"], 1),
-             _pm(g["step_time_ratio"], 3), _pm(g["peak_mem_mib"], 0),
-             _pm(g["pretrain_seconds"], 0)
-             + (" †" if any(x.startswith(f"{n} seed ") for x in resumed) else ""),
-             _pm(g["evaluate_seconds"], 0), _pm(g["pretrain_cpu_seconds"], 0),
-             _pm(g["evaluate_cpu_seconds"], 0)] for n, g in groups]
+    again = {r.label for r in results if len(r.attempts) > 1}
     lines += ["", "## Cost (mean ± std over seeds)", "",
-              *_md(cost, ["run", "images/s", "step time (ms)",
-                          "step time / baseline (same seed)", "peak memory (MiB)",
-                          "pretraining wall (s)", "evaluation wall (s)", "pretraining CPU (s)",
-                          "evaluation CPU (s)"])]
+              *_summary(groups, COST, lambda n, col: " †" if col == "pretrain_seconds"
+                        and n in again else "")]
     if resumed:
         lines += ["", "† Resumed: the pretraining times are summed over the launches of "
                   f"{', '.join(resumed)}; a launch that was killed counts up to its last "
