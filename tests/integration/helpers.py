@@ -54,12 +54,12 @@ def fashion_mnist_folder(tmp_path_factory, name: str, subset: int, val_subset: i
 
 
 #: The tiny pretraining runs several test files need, by label: (config, extra overrides).
-#: Two carry what a test of their own would otherwise launch a run for: SimCLR's the
+#: Two carry what a test of their own would otherwise launch a run for: C-SimCLR's the
 #: representation diagnostics (test_bench), C-BYOL's solo-learn's online kNN (test_stacks).
 TINY_RUNS: dict[str, tuple[str, list[str]]] = {
-    "simclr": ("simclr", ["diagnostics.enabled=True", "diagnostics.every_n_steps=2",
-                          "diagnostics.num_images=24"]),
-    "c_simclr": ("c_simclr", []),
+    "simclr": ("simclr", []),
+    "c_simclr": ("c_simclr", ["diagnostics.enabled=True", "diagnostics.every_n_steps=2",
+                              "diagnostics.num_images=24"]),
     "byol": ("byol", []),
     "c_byol-other": ("c_byol", ["method_kwargs.b_view=other"]),
     "c_byol-same": ("c_byol", ["method_kwargs.b_view=same", "++knn_eval.enabled=True",

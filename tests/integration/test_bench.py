@@ -1,4 +1,4 @@
-"""The benchmark inside solo-learn: the diagnostics callback in a SimCLR pretraining, and a tiny
+"""The benchmark inside solo-learn: the diagnostics callback in a C-SimCLR pretraining, and a tiny
 multi-seed ``cvr-solo bench`` with its relaunch skipping finished (method, seed) runs."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from tests.test_bench_report import unpad
 from .helpers import PRETRAIN, run_cli, small_run_overrides
 
 
-def test_bench_diagnostics_callback_in_a_simclr_pretraining(tmp_path, fm_data, tiny_runs):
-    run = tiny_runs("simclr")  # 5 steps, diagnostics every 2nd of 24 training images; shared
+def test_bench_diagnostics_callback_in_a_pretraining(tmp_path, fm_data, tiny_runs):
+    run = tiny_runs("c_simclr")  # 5 steps, diagnostics every 2nd of 24 training images; shared
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [r for f in run.models.rglob("metrics.csv") for r in csv.DictReader(f.open())
             if r.get("diag_rankme_feats")]
@@ -26,7 +26,7 @@ def test_bench_diagnostics_callback_in_a_simclr_pretraining(tmp_path, fm_data, t
         assert 0 <= float(r["diag_alignment"]) <= 4
         assert -4 <= float(r["diag_uniformity"]) <= 0
         assert 0 <= float(r["diag_z_std"]) <= 1
-        assert float(r["diag_z_std_ref"]) == 1 / math.sqrt(256)  # SimCLR's proj_output_dim
+        assert float(r["diag_z_std_ref"]) == 1 / math.sqrt(256)  # simclr.yaml's proj_output_dim
     over = small_run_overrides(fm_data, tmp_path / "models")
     bad = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name", "simclr.yaml",
                   *over, "diagnostics.enabled=True", "diagnostics.every_n_steps=0")
