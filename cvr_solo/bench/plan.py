@@ -1,6 +1,6 @@
-"""The benchmark's shape, as data: budgets, the evaluation protocol, the methods and seeds
-asked for, and one :class:`RunSpec` per (method, seed) with its pretraining overrides. Pure:
-no disk, solo-learn or torch."""
+"""The benchmark's shape, as data: budgets, the methods and seeds asked for, and one
+:class:`RunSpec` per (method, seed) with its pretraining overrides (the evaluation protocol:
+cvr_solo/evaluation/protocol.py). Pure: no disk, solo-learn or torch."""
 
 from __future__ import annotations
 
