@@ -265,16 +265,17 @@ def write_markdown(results: Sequence[RunResult], path: Path, header: str,
     lines += ["", "## Probe top-1 per corruption (mean over seeds and severities "
               f"{','.join(map(str, results[0].severities))})", "",
               *_md(per, ["run", "clean (same images)", *corr])]
-    resumed = [f"{r.label} seed {r.seed} ({len(r.attempts)} launches)"
-               for r in results if len(r.attempts) > 1]
-    again = {r.label for r in results if len(r.attempts) > 1}
+    resumed = [r for r in results if len(r.attempts) > 1]
+    again = {r.label for r in resumed}
     lines += ["", "## Cost (mean ± std over seeds)", "",
               *_summary(groups, COST, lambda n, col: " †" if col == "pretrain_seconds"
                         and n in again else "")]
     if resumed:
+        runs = ", ".join(f"{r.label} seed {r.seed} ({len(r.attempts)} launches)"
+                         for r in resumed)
         lines += ["", "† Resumed: the pretraining times are summed over the launches of "
-                  f"{', '.join(resumed)}; a launch that was killed counts up to its last "
-                  "write, and its CPU time is not known."]
+                  f"{runs}; a launch that was killed counts up to its last write, and its CPU "
+                  "time is not known."]
     lines += ["", "Wall times depend on the machine's load; CPU seconds (user + system, all "
               "threads) much less so: on an idle machine wall is about CPU / cores.", "",
               "## Figures", ""] + [f"![{p.stem}]({p.name})" for p in figures]
