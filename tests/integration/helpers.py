@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -86,13 +87,14 @@ class TinyRun(NamedTuple):
 
 
 def tiny_run(root: Path, data: Path, label: str) -> TinyRun:
-    """The tiny run ``label`` of :data:`TINY_RUNS` on ``data`` (small_run_overrides), made
-    once per session (:func:`build_once`)."""
+    """The tiny run ``label`` of :data:`TINY_RUNS` on ``data`` (small_run_overrides and
+    16-px crops), made once per session (:func:`build_once`)."""
     config, extra = TINY_RUNS[label]
 
     def build(folder: Path) -> None:
         proc = run_cli("pretrain", "--config-path", str(PRETRAIN), "--config-name",
-                       f"{config}.yaml", *small_run_overrides(data, folder / "models"), *extra)
+                       f"{config}.yaml", *small_run_overrides(data, folder / "models"),
+                       *crop_overrides(config), *extra)
         (folder / "stderr.txt").write_text(proc.stderr)
         (folder / "stdout.txt").write_text(proc.stdout)
         (folder / "returncode").write_text(str(proc.returncode))
@@ -123,6 +125,16 @@ def small_run_overrides(data: Path, ckpt_dir: Path, epochs: int = 1) -> list[str
             f"checkpoint.dir={ckpt_dir}", f"max_epochs={epochs}", "optimizer.batch_size=20",
             "data.num_workers=0", "accelerator=cpu", "++log_every_n_steps=1",
             "++enable_progress_bar=False", "++scheduler.warmup_epochs=0"]
+
+
+@functools.cache
+def crop_overrides(config: str, size: int = 16) -> tuple[str, ...]:
+    """``augmentations.<i>.crop_size=<size>`` for each augmentation pipeline of the shipped
+    pretrain config ``config``: a size knob, like the image count and batch. The ResNet's
+    compute grows with the pixels, and at the configs' 32 px a CPU step of batch 20 takes about
+    a second; the tests that train several steps to check files and numbers take 16 px."""
+    n = len(compose_pretrain(config, []).augmentations)
+    return tuple(f"augmentations.{i}.crop_size={size}" for i in range(n))
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

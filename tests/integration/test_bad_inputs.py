@@ -13,7 +13,7 @@ import torch
 
 from tests.bad_inputs import BAD_INPUTS, BadInput
 
-from .helpers import LINEAR, PRETRAIN, run_cli, small_run_overrides
+from .helpers import LINEAR, PRETRAIN, crop_overrides, run_cli, small_run_overrides
 
 
 def _checkpoint(folder: Path, method: str) -> Path:
@@ -79,7 +79,7 @@ def _args(case: BadInput, data: Path, tmp: Path) -> tuple[list[str], Path]:
         first = sorted((bad / "train").iterdir())[0]
         next(first.glob("*.png")).write_bytes(b"not a png")
         over = [o.replace(str(data), str(bad)).replace("num_workers=0", "num_workers=1")
-                for o in over] + ["data.val_path=null"]
+                for o in over] + ["data.val_path=null", *crop_overrides("c_byol")]
     if case.command == "pretrain":
         name = "c_byl.yaml" if case.id == "config_name" else "c_byol.yaml"
         return ["pretrain", "--config-path", str(PRETRAIN), "--config-name", name, *over], out

@@ -1,5 +1,9 @@
 """The benchmark scripts run end to end against the current code (tiny sizes): a script that
-the launchers' checks have overtaken fails here, not when someone wants its figures."""
+the launchers' checks have overtaken fails here, not when someone wants its figures.
+
+They are a developer's tools, not a user's path, and their figures are taken on the stack the
+README installs (solo-learn's pins): CI's stage 3, the current Lightning, deselects them
+(pins_only)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.pins_only
 ROOT = Path(__file__).resolve().parents[2]
 
 

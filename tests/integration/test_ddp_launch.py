@@ -12,6 +12,7 @@ collective planted on rank 0 only makes the run stop with one line, not hang.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -25,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import PRETRAIN, fashion_mnist_folder
+from .helpers import PRETRAIN, crop_overrides, fashion_mnist_folder
 
 STEPS = 2  # per epoch: 20 images, 2 processes x batch 4, drop_last
 SMALL = {"c_simclr": ["proj_hidden_dim=32"],
@@ -42,7 +43,6 @@ def _overrides(data: Path, ckpt: Path, method: str, strategy: str, epochs: int =
                extra: tuple[str, ...] = ()) -> list[str]:
     """The shipped config with the data, where to write, two CPU processes, and the size
     knobs only: images (the tiny folder, 16 px crops), batch, epochs, head widths."""
-    crops = [f"augmentations.{i}.crop_size=16" for i in range(2 if method == "c_byol" else 1)]
     return ["--config-path", str(PRETRAIN), "--config-name", f"{method}.yaml",
             f"data.train_path={data / 'train'}", f"data.val_path={data / 'val'}",
             f"checkpoint.dir={ckpt}", f"max_epochs={epochs}", "optimizer.batch_size=4",
@@ -51,7 +51,7 @@ def _overrides(data: Path, ckpt: Path, method: str, strategy: str, epochs: int =
             # step, so metrics.csv has rows to check and the progress bar reads the metrics on
             # every step (reading them at the wrong time on one rank is what deadlocked)
             "++log_every_n_steps=1",
-            *crops, *(f"method_kwargs.{o}" for o in SMALL[method]), *extra]
+            *crop_overrides(method), *(f"method_kwargs.{o}" for o in SMALL[method]), *extra]
 
 
 def _leftovers(session: int, marker: str) -> list[str]:
@@ -76,14 +76,24 @@ def _launch(argv: list[str], marker: str, timeout: int = 300, expect: int = 0
             ) -> subprocess.CompletedProcess:
     """Runs argv in a session of its own (with the user's warning settings); fails on a hang,
     a rank left running, another exit code than ``expect`` or a registration warning."""
+    # PYTHONFAULTHANDLER changes nothing until a fatal signal: then each process prints its
+    # threads' Python stacks, which is what a hang report needs
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"hung for {timeout} s; stdout tail:\n{out[-2000:]}\nstderr:\n{err[-3000:]}")
+        os.killpg(proc.pid, signal.SIGABRT)  # every rank and loader worker: stacks, then exit
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            out, err = "", ""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if not out and not err:
+            out, err = proc.communicate()
+        pytest.fail(f"hung for {timeout} s; stdout tail:\n{out[-2000:]}\nstderr (the "
+                    f"stacks of every process at SIGABRT):\n{err[-20000:]}")
     deadline = time.monotonic() + 10  # helpers such as multiprocessing's resource tracker
     while (left := _leftovers(proc.pid, marker)) and time.monotonic() < deadline:
         time.sleep(0.5)  # end when they see the launcher gone

@@ -23,7 +23,7 @@ import torch
 
 from cvr_solo.common.catalog import lookup
 
-from .helpers import PRETRAIN
+from .helpers import PRETRAIN, crop_overrides
 
 RECORDER = """
 import functools, json, os
@@ -44,11 +44,6 @@ def _with_recorder(self, *args, callbacks=None, **kwargs):
 
 pl.Trainer.__init__ = _with_recorder
 """
-
-#: each config's augmentation entries (symmetric SimCLR: one pipeline with two crops)
-_PIPELINES = {"simclr": 1, "c_simclr": 1, "byol": 2, "c_byol": 2, "barlow": 2, "mocov3": 2,
-              "c_mocov3": 2, "simsiam": 1, "c_simsiam": 1}
-
 
 def _losses(argv: list[str], cwd: Path, site: Path, out: Path) -> list[list[float]]:
     env = {**os.environ, "PYTHONPATH": str(site), "CVR_SOLO_TEST_LOSSES": str(out),
@@ -85,7 +80,7 @@ def test_cvr_solo_pretrain_and_solo_learns_main_pretrain_give_the_same_losses(
             # and another worker count deals the augmentations' random streams differently
             "data.num_workers=1",
             "++limit_train_batches=3",  # three steps of the real 1-epoch schedule
-            *(f"augmentations.{i}.crop_size=16" for i in range(_PIPELINES[name]))]
+            *crop_overrides(name)]
     config = ["--config-path", str(PRETRAIN), "--config-name", f"{name}.yaml"]
     runs = {}
     for launcher, argv in (

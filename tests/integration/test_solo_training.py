@@ -9,7 +9,7 @@ import csv
 
 import torch
 
-from .helpers import compose_pretrain, small_run_overrides
+from .helpers import compose_pretrain, crop_overrides, small_run_overrides
 
 
 def _stop_after_first_epoch():
@@ -47,7 +47,8 @@ def test_a_run_resumes_in_its_folder_with_its_state_or_from_a_named_checkpoint(
 
     from cvr_solo.launch.pretrain import run
 
-    over = small_run_overrides(fm_data, tmp_path / "ck", epochs=2)
+    over = [*small_run_overrides(fm_data, tmp_path / "ck", epochs=2),
+            *crop_overrides("c_byol")]
     first = run(compose_pretrain("c_byol", over), [_stop_after_first_epoch()])
     assert first.global_step == 5 and first.current_epoch == 1
     (folder,) = list((tmp_path / "ck" / "c_byol").iterdir())
@@ -86,7 +87,8 @@ def test_a_run_resumes_in_its_folder_with_its_state_or_from_a_named_checkpoint(
             in capsys.readouterr().out)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
-    named = small_run_overrides(fm_data, tmp_path / "named", epochs=2)
+    named = [*small_run_overrides(fm_data, tmp_path / "named", epochs=2),
+             *crop_overrides("c_byol")]
     probe = _probe()
     trainer = run(compose_pretrain("c_byol", [*named, "auto_resume.enabled=False",
                                               f"+resume_from_checkpoint='{kept}'"]), [probe])
