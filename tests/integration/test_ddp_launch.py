@@ -86,12 +86,11 @@ def _launch(argv: list[str], marker: str, timeout: int = 300, expect: int = 0
         os.killpg(proc.pid, signal.SIGABRT)  # every rank and loader worker: stacks, then exit
         try:
             out, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            out, err = "", ""
-        with contextlib.suppress(ProcessLookupError):
+        except subprocess.TimeoutExpired:  # something outlived SIGABRT
             os.killpg(proc.pid, signal.SIGKILL)
-        if not out and not err:
             out, err = proc.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the session
         pytest.fail(f"hung for {timeout} s; stdout tail:\n{out[-2000:]}\nstderr (the "
                     f"stacks of every process at SIGABRT):\n{err[-20000:]}")
     deadline = time.monotonic() + 10  # helpers such as multiprocessing's resource tracker
