@@ -41,8 +41,9 @@ def test_bench_two_methods_two_seeds_and_relaunch_skips(tmp_path, fm_data):
             "--seeds", "1,2", "--subset", "80", "--val-subset", "50",
             "--corruption-subset", "20", "--severities", "1,3", "--pretrain-epochs", "1",
             "--batch-size", "20", "--diag-every", "2", "--diag-images", "16",
-            # the ImageNet stem: a sixteenth of the small stem's compute at 32 px (a size
-            # knob here; its own path is the frontier test's)
+            # the ImageNet stem (the cpu budget's): a sixteenth of the small stem's compute
+            # at 32 px. The small stem's plan and reference are test_bench_plan's, its
+            # training the tiny runs' (the shipped configs)
             "--no-small-stem", "--out", str(out), "--no-progress"]
     first = run_cli(*args, timeout=1800)  # four pretrainings of 4 steps
     assert first.returncode == 0, first.stderr[-3000:]
